@@ -1,0 +1,302 @@
+"""The tf.data pipeline scenario: what each input-pipeline choice costs or gains.
+
+Three preprocessing costs, because the right answer differs between them:
+
+- ``light``: MNIST-shaped uint8 arrays in memory, a cast-and-scale map. Per-element overhead dominates.
+- ``cpu``: JPEG TFRecord shards on disk; parse, decode, resize and augment each image. CPU-bound.
+- ``latency``: the same records, each arriving after a wait that uses no CPU (simulated remote storage,
+  see :func:`scenarios.data.remote_wait`). Latency-bound: parallelism pays even on 2 cores.
+- ``step``: the latency-bound pipeline feeding a consumer that does simulated work per batch (a training
+  step stand-in). Prefetch only helps when something consumes while the producer produces; without a
+  consumer (the other costs) a lone ``prefetch`` has nothing to overlap with.
+
+Every variant but ``*-tf_defaults`` switches tf.data's static rewrites off (``map_parallelization``,
+``inject_prefetch``, ``map_and_batch_fusion``, ...) so that what runs is what its name says: on TF 2.21 a
+plain ``.map(f).batch(b)`` otherwise runs as a fused, parallel ``MapAndBatch``. The ``tf_defaults``
+variants keep those rewrites, to show what a user gets without asking. Autotuning stays on: it only
+tunes knobs set to ``AUTOTUNE``.
+
+A round is one pass over a fixed number of examples with a fresh iterator, consumed inside the runtime
+(``Dataset.reduce``), not one Python call per element.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from . import data
+from .core import Scenario, Size, Variant
+
+VERSION = "1"
+AUTOTUNE = -1  # tf.data.AUTOTUNE, spelled out so the table reads without TensorFlow's constants
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineVariant(Variant):
+    cost: str = "light"  # light | cpu | latency | step
+    map_parallel: int | None = None  # None: sequential map; AUTOTUNE (-1); or a fixed width
+    prefetch: int | None = None  # None: no prefetch; AUTOTUNE (-1); or a buffer size
+    cache: bool = False  # in-memory cache after the expensive map (a round then reads the cache)
+    vectorized: bool = False  # batch before map, so the map runs once per batch
+    interleave: str | None = None  # None: read shards one after another; "sequential" | "parallel"
+    deterministic: bool = True  # order guarantee of parallel map / interleave
+    shuffle: int = 0  # shuffle buffer size, 0 for none
+    batch_size: int = 128
+    tf_defaults: bool = False  # keep tf.data's default static optimizations (what users get by default)
+
+
+def _family(cost: str, batch: int, extra: tuple[PipelineVariant, ...] = ()) -> tuple[PipelineVariant, ...]:
+    """The variants every cost gets: defaults, naive, parallel (autotuned), prefetch, both."""
+    base = f"{cost}-naive"
+    rows = (
+        PipelineVariant(name=f"{cost}-naive", cost=cost, batch_size=batch,
+                        description="sequential map, no prefetch, rewrites off: exactly what is written"),
+        PipelineVariant(name=f"{cost}-tf_defaults", cost=cost, batch_size=batch, tf_defaults=True, baseline=base,
+                        description="the naive code with tf.data's default options (its rewrites on)"),
+        PipelineVariant(name=f"{cost}-parallel_autotune", cost=cost, batch_size=batch, map_parallel=AUTOTUNE,
+                        baseline=base, description="map(num_parallel_calls=AUTOTUNE), no prefetch"),
+        PipelineVariant(name=f"{cost}-prefetch", cost=cost, batch_size=batch, prefetch=AUTOTUNE, baseline=base,
+                        description="sequential map, prefetch(AUTOTUNE)"),
+        PipelineVariant(name=f"{cost}-parallel_prefetch", cost=cost, batch_size=batch, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline=base,
+                        description="map(num_parallel_calls=AUTOTUNE) and prefetch(AUTOTUNE): the guide's advice"),
+    )
+    return rows + extra
+
+
+def _interleaves(cost: str, batch: int, baseline: str) -> tuple[PipelineVariant, ...]:
+    common = dict(cost=cost, batch_size=batch, map_parallel=AUTOTUNE, prefetch=AUTOTUNE, baseline=baseline)
+    return (
+        PipelineVariant(name=f"{cost}-interleave_sequential", interleave="sequential", **common,
+                        description="interleave over shards, cycle 4, no parallel calls"),
+        PipelineVariant(name=f"{cost}-interleave_parallel", interleave="parallel", **common,
+                        description="interleave over shards, cycle 4, num_parallel_calls=AUTOTUNE, deterministic"),
+        PipelineVariant(name=f"{cost}-interleave_parallel_nondet", interleave="parallel", deterministic=False,
+                        **common, description="parallel interleave with deterministic=False"),
+    )
+
+
+_LIGHT_BEST = "light-parallel_prefetch"
+VARIANTS: tuple[PipelineVariant, ...] = (
+    _family("light", 128, extra=(
+        PipelineVariant(name="light-vectorized", cost="light", vectorized=True, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline="light-naive",
+                        description="batch before map: one vectorized map call per batch"),
+        PipelineVariant(name="light-shuffle_1k", cost="light", shuffle=1_000, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline=_LIGHT_BEST, description="the best pipeline plus shuffle(1000)"),
+        PipelineVariant(name="light-shuffle_10k", cost="light", shuffle=10_000, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline=_LIGHT_BEST,
+                        description="the best pipeline plus shuffle(10000)"),
+        PipelineVariant(name="light-batch_32", cost="light", batch_size=32, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline=_LIGHT_BEST, description="the best pipeline at batch 32"),
+        PipelineVariant(name="light-batch_512", cost="light", batch_size=512, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline=_LIGHT_BEST, description="the best pipeline at batch 512"),
+    ))
+    + _family("cpu", 32, extra=(
+        PipelineVariant(name="cpu-parallel_2", cost="cpu", batch_size=32, map_parallel=2, prefetch=AUTOTUNE,
+                        baseline="cpu-naive", description="map at a fixed width of 2 (the core count), prefetch"),
+        PipelineVariant(name="cpu-cache", cost="cpu", batch_size=32, map_parallel=AUTOTUNE, prefetch=AUTOTUNE,
+                        cache=True, baseline="cpu-naive",
+                        description="decode and resize, then cache() in memory; augment after the cache. "
+                                    "Rounds read the cache filled by the warm-up pass"),
+        PipelineVariant(name="cpu-vectorized", cost="cpu", batch_size=32, vectorized=True, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, baseline="cpu-naive",
+                        description="batch records before map: parse, resize and augment per batch; "
+                                    "JPEG decode stays per image"),
+    ) + _interleaves("cpu", 32, baseline="cpu-naive"))
+    + _family("latency", 16, extra=(
+        PipelineVariant(name="latency-parallel_8", cost="latency", batch_size=16, map_parallel=8,
+                        prefetch=AUTOTUNE, baseline="latency-naive", description="map at a fixed width of 8, prefetch"),
+        PipelineVariant(name="latency-parallel_32", cost="latency", batch_size=16, map_parallel=32,
+                        prefetch=AUTOTUNE, baseline="latency-naive", description="map at a fixed width of 32, prefetch"),
+        PipelineVariant(name="latency-cache", cost="latency", batch_size=16, map_parallel=AUTOTUNE,
+                        prefetch=AUTOTUNE, cache=True, baseline="latency-naive",
+                        description="fetch once, cache() in memory: rounds read the cache filled by the warm-up"),
+    ) + _interleaves("latency", 16, baseline="latency-naive"))
+    + (
+        PipelineVariant(name="step-naive", cost="step", batch_size=16,
+                        description="latency-bound input feeding a consumer that works per batch; all sequential"),
+        PipelineVariant(name="step-prefetch", cost="step", batch_size=16, prefetch=AUTOTUNE, baseline="step-naive",
+                        description="prefetch alone: the producer runs while the consumer works"),
+        PipelineVariant(name="step-parallel_8_prefetch", cost="step", batch_size=16, map_parallel=8,
+                        prefetch=AUTOTUNE, baseline="step-naive",
+                        description="map width 8 and prefetch: the consumer's work becomes the bound"),
+    )
+)
+
+# The pipelines the training scenario reuses, by model: the naive one and the best one.
+TRAINING_INPUTS = {
+    ("mlp", "naive"): "light-naive",
+    ("mlp", "best"): "light-parallel_prefetch",
+    ("cnn", "naive"): "cpu-naive",
+    ("cnn", "best"): "cpu-parallel_prefetch",
+}
+
+
+def _tf_width(value: int | None) -> int | None:
+    return tf.data.AUTOTUNE if value == AUTOTUNE else value
+
+
+def dataset_options(v: PipelineVariant) -> tuple[tf.data.Options, dict[str, Any]]:
+    """The tf.data.Options a variant runs with, and a JSON record of what was set."""
+    options = tf.data.Options()
+    if v.tf_defaults:
+        return options, {"static_optimizations": "tf.data defaults", "autotune": True}
+    opt = options.experimental_optimization
+    applied: dict[str, Any] = {}
+    for knob in ("apply_default_optimizations", "map_parallelization", "inject_prefetch", "map_and_batch_fusion",
+                 "parallel_batch", "map_fusion", "noop_elimination", "shuffle_and_repeat_fusion"):
+        setattr(opt, knob, False)
+        applied[knob] = False
+    applied["autotune"] = True
+    return options, applied
+
+
+@functools.lru_cache(maxsize=4)
+def _arrays(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return data.mnist_like(n)
+
+
+def _light(x, y):
+    return tf.cast(x, tf.float32) / 255.0, y
+
+
+def _parse(records, batched: bool):
+    parse = tf.io.parse_example if batched else tf.io.parse_single_example
+    ex = parse(records, data.IMAGE_FEATURES)
+    return ex["image"], ex["label"]
+
+
+def _decode_resize(side: int):
+    def fn(record):
+        jpeg, label = _parse(record, batched=False)
+        img = tf.image.resize(tf.io.decode_jpeg(jpeg, channels=3), [side, side])
+        return img, label
+    return fn
+
+
+def _augment(img, label):
+    img = tf.image.random_flip_left_right(img)
+    img = tf.image.random_brightness(img, 25.0)
+    return tf.clip_by_value(img, 0.0, 255.0) / 255.0, label
+
+
+def _cpu_full(side: int):
+    decode = _decode_resize(side)
+    return lambda record: _augment(*decode(record))
+
+
+def _cpu_batched(side: int):
+    def fn(records):
+        jpegs, labels = _parse(records, batched=True)
+        imgs = tf.map_fn(lambda j: tf.io.decode_jpeg(j, channels=3), jpegs, fn_output_signature=tf.uint8)
+        imgs = tf.image.resize(imgs, [side, side])
+        return _augment(imgs, labels)
+    return fn
+
+
+def _latency_map(micros: int):
+    return lambda record: _parse(data.remote_wait(record, micros), batched=False)
+
+
+def build_dataset(v: PipelineVariant, size: Size, examples: int | None = None) -> tuple[tf.data.Dataset, dict]:
+    """The variant's dataset of batches over exactly `examples` examples (default: its round size)."""
+    par, pre = _tf_width(v.map_parallel), _tf_width(v.prefetch)
+    cost = "latency" if v.cost == "step" else v.cost
+    if cost == "light":
+        n = examples or size.light_examples
+        x, y = _arrays(n)
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        per_element, per_batch, pre_cache = _light, _light, None
+    else:
+        n = examples or (size.latency_examples if cost == "latency" else size.image_examples)
+        images = data.image_shards(size.image_examples, size.image_shards, size.image_side)
+        if n > images.count:
+            raise ValueError(f"{v.name}: {n} examples asked, the image set has {images.count}")
+        wait = size.latency_us
+        files = tf.data.Dataset.from_tensor_slices(list(images.files))
+        if v.interleave:
+            reader = (lambda f: data.slow_records(f, wait)) if cost == "latency" else tf.data.TFRecordDataset
+            parallel = v.interleave == "parallel"
+            ds = files.interleave(reader, cycle_length=4, block_length=1,
+                                  num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
+                                  deterministic=v.deterministic if parallel else None)
+            per_element = (lambda r: _parse(r, batched=False)) if cost == "latency" else _cpu_full(size.model_side)
+        else:
+            ds = tf.data.TFRecordDataset(list(images.files))
+            per_element = _latency_map(wait) if cost == "latency" else _cpu_full(size.model_side)
+        per_batch = _cpu_batched(size.model_side)
+        pre_cache = (_latency_map(wait) if cost == "latency" else _decode_resize(size.model_side)) if v.cache else None
+        ds = ds.take(n)
+    if v.shuffle:
+        ds = ds.shuffle(v.shuffle, seed=data.SEED)
+    det = None if v.deterministic or par is None else False
+    if pre_cache is not None:
+        # Expensive part before the cache; the cheap random augmentation after it, so it stays random.
+        ds = ds.map(pre_cache, num_parallel_calls=par, deterministic=det).cache()
+        if cost == "cpu":
+            ds = ds.map(_augment, num_parallel_calls=par, deterministic=det)
+        ds = ds.batch(v.batch_size)
+    elif v.vectorized:
+        ds = ds.batch(v.batch_size).map(per_batch, num_parallel_calls=par, deterministic=det)
+    else:
+        ds = ds.map(per_element, num_parallel_calls=par, deterministic=det).batch(v.batch_size)
+    if pre is not None:
+        ds = ds.prefetch(pre)
+    options, applied = dataset_options(v)
+    ds = ds.with_options(options)
+    info = {"batch_size": v.batch_size, "device": "/CPU:0", "tf_data_options": applied, "cost": v.cost,
+            "examples": n}
+    if cost == "latency":
+        info["latency_us"] = wait
+    if v.cost == "step":
+        info["step_us"] = size.step_us
+    return ds, info
+
+
+class PipelineRun:
+    """A built pipeline variant: rounds drain it inside the runtime; profiling pulls batch by batch."""
+
+    def __init__(self, v: PipelineVariant, size: Size):
+        self.variant = v
+        self.dataset, self.info = build_dataset(v, size)
+        self.examples_per_round = self.info["examples"]
+        step_us = size.step_us if v.cost == "step" else 0
+
+        def count(total, batch):
+            n = total + tf.shape(batch[0], out_type=tf.int64)[0]
+            return data.remote_wait(n, step_us) if step_us else n
+
+        self._count = count
+        self._step_us = step_us
+
+    def run_round(self) -> int:
+        return int(self.dataset.reduce(np.int64(0), self._count))
+
+    def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
+        it = iter(self.dataset.repeat())
+        for i in range(steps):
+            with mark(i):
+                batch = next(it)
+                if self._step_us:
+                    data.remote_wait(tf.shape(batch[0])[0], self._step_us)
+        return steps
+
+    def close(self) -> None:
+        pass
+
+
+def with_batch(v: PipelineVariant, batch_size: int) -> PipelineVariant:
+    return replace(v, batch_size=batch_size)
+
+
+SCENARIO = Scenario(name="pipeline", version=VERSION, variants=VARIANTS,
+                    build=lambda v, size: PipelineRun(v, size),  # type: ignore[arg-type]
+                    doc=__doc__ or "")
