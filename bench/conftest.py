@@ -94,13 +94,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     path = harness.write()
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    say = tr.write_line if tr else print
+    if tr is not None:
+        tr.ensure_newline()
+    say = tr.write_line if tr is not None else print
     say(f"tfperf: results in {path}")
     if harness.settings.report:
         # A fresh process: the report is built from the files alone, exactly as `python -m reports build` does.
         proc = subprocess.run([sys.executable, "-m", "reports", "build", str(harness.settings.run_dir)],
                               capture_output=True, text=True)
-        say((proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["tfperf: report failed"])[-1]
-            if proc.returncode == 0 else f"tfperf: report failed: {proc.stderr.strip().splitlines()[-1:]}")
+        lines = (proc.stdout if proc.returncode == 0 else proc.stderr).strip().splitlines() or ["(no output)"]
+        say(lines[-1] if proc.returncode == 0 else f"tfperf: report failed: {lines[-1]}")
     if harness.settings.profile:
         say(f"tfperf: traces: tensorboard --logdir {harness.settings.run_dir / 'traces'}")

@@ -121,10 +121,13 @@ class _StepMarker(keras.callbacks.Callback):
 
     def __init__(self, mark: Callable[[int], AbstractContextManager[Any]]):
         super().__init__()
-        self._mark, self._open = mark, None
+        self._mark, self._open, self._step = mark, None, 0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._open = self._mark(batch)
+        # Our own count, not Keras's batch index: with steps_per_execution that index jumps by N, and
+        # xprof only pairs up consecutive step numbers.
+        self._open = self._mark(self._step)
+        self._step += 1
         self._open.__enter__()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -227,7 +230,10 @@ class TrainRun:
 
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
         if self.variant.loop.startswith("fit"):
-            ds = self.dataset.repeat().take(steps)
+            # Keras calls batch callbacks once per execution: with steps_per_execution, a marked step is
+            # one execution of that many batches.
+            per_mark = STEPS_PER_EXECUTION if self.variant.loop == "fit_spe" else 1
+            ds = self.dataset.repeat().take(steps * per_mark)
             with self._scope():
                 self.model.fit(ds, epochs=1, verbose=0, callbacks=[*self.callbacks, _StepMarker(mark)])
             return steps

@@ -1,0 +1,123 @@
+"""Run versus run: what changed, flagged only when it is both large and real.
+
+A benchmark's change is the ratio of median round times (new / base). It is flagged as a regression or an
+improvement only when the change exceeds its threshold (default 5%, settable per benchmark by a glob on
+its ``scenario/variant``) *and* the rounds' distributions really differ (Mann-Whitney U, p < alpha). Runs
+measured under different suite, TensorFlow or scenario versions, or at different sizes, are not
+comparable: every shared row is marked so and the exit status says it.
+
+Exit status: 0 nothing flagged; 1 a flagged regression; 2 not comparable or bad input.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import html
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .load import Run
+from .stats import differ_p, ratio_interval
+
+
+@dataclass
+class Comparison:
+    base: Run
+    new: Run
+    rows: pd.DataFrame
+    incomparable: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.rows[self.rows["flag"] == "regression"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.incomparable:
+            return 2
+        return 1 if not self.regressions.empty else 0
+
+
+def _versions(run: Run) -> dict[str, object]:
+    f = run.frame
+    first = (lambda col: str(f[col].dropna().iloc[0]) if col in f and not f[col].dropna().empty else None)
+    return {"suite version": run.meta.get("suite_version") or first("suite_version"),
+            "TensorFlow version": first("tf_version"),
+            "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
+
+
+def compare(base: Run, new: Run, threshold: float = 0.05, per_benchmark: dict[str, float] | None = None,
+            alpha: float = 0.05) -> Comparison:
+    incomparable = [f"{k} differs: {a} vs {b}" for (k, a), b in
+                    zip(_versions(base).items(), _versions(new).values(), strict=True) if a != b]
+    key = lambda r: f"{r.scenario}/{r.variant}"  # noqa: E731
+    b_rows = {key(r): r for r in base.frame.itertuples() if r.status == "ok"}
+    n_rows = {key(r): r for r in new.frame.itertuples() if r.status == "ok"}
+    out = []
+    for name in sorted(set(b_rows) | set(n_rows)):
+        b, n = b_rows.get(name), n_rows.get(name)
+        limit = threshold
+        for pattern, value in (per_benchmark or {}).items():
+            if fnmatch.fnmatchcase(name, pattern):
+                limit = value
+        row = {"benchmark": name, "base_median_s": getattr(b, "median_s", None),
+               "new_median_s": getattr(n, "median_s", None), "change": float("nan"), "lo": float("nan"),
+               "hi": float("nan"), "p": float("nan"), "threshold": limit}
+        if b is None or n is None:
+            row["flag"] = "only in new" if b is None else "only in base"
+        else:
+            ratio, lo, hi = ratio_interval(n.times, b.times)
+            p = differ_p(n.times, b.times)
+            row.update(change=ratio - 1, lo=lo - 1, hi=hi - 1, p=p)
+            if incomparable:
+                row["flag"] = "not comparable"
+            elif abs(ratio - 1) > limit and p < alpha:
+                row["flag"] = "regression" if ratio > 1 else "improvement"
+            elif abs(ratio - 1) > limit:
+                row["flag"] = "noise"  # large but not distinguishable from the rounds' spread
+            else:
+                row["flag"] = ""
+        out.append(row)
+    return Comparison(base=base, new=new, rows=pd.DataFrame(out), incomparable=incomparable)
+
+
+def format_text(c: Comparison) -> str:
+    lines = [f"base {c.base.run_id}  ->  new {c.new.run_id}"]
+    lines += [f"NOT COMPARABLE: {w}" for w in c.incomparable]
+    lines.append(f"{'benchmark':52s} {'base s':>9s} {'new s':>9s} {'change':>8s} {'95% interval':>18s} {'p':>6s}  flag")
+    for r in c.rows.itertuples():
+        fmt = lambda x, s: "" if x is None or x != x else s.format(x)  # noqa: E731
+        interval = "" if r.lo != r.lo else f"[{100 * r.lo:+.1f}%, {100 * r.hi:+.1f}%]"
+        lines.append(f"{r.benchmark[:52]:52s} {fmt(r.base_median_s, '{:9.4f}'):>9s} {fmt(r.new_median_s, '{:9.4f}'):>9s} "
+                     f"{fmt(100 * r.change if r.change == r.change else None, '{:+7.1f}%'):>8s} {interval:>18s} "
+                     f"{fmt(r.p, '{:6.3f}'):>6s}  {r.flag}")
+    flagged = c.rows[c.rows["flag"].isin(["regression", "improvement"])]
+    lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
+                 f"flagged of {len(c.rows)} benchmarks")
+    return "\n".join(lines)
+
+
+def format_html(c: Comparison) -> str:
+    esc = html.escape
+    colour = {"regression": "#f8d7da", "improvement": "#d4edda", "not comparable": "#fff3cd"}
+    body = [f"<h1>tfperf compare: {esc(c.base.run_id)} &rarr; {esc(c.new.run_id)}</h1>"]
+    for w in c.incomparable:
+        body.append(f"<p style='background:#fff3cd;padding:6px'><b>Not comparable:</b> {esc(w)}</p>")
+    body.append("<table><tr><th>benchmark</th><th>base median (s)</th><th>new median (s)</th><th>change</th>"
+                "<th>95% interval</th><th>p</th><th>threshold</th><th>flag</th></tr>")
+    for r in c.rows.itertuples():
+        def num(x, s):
+            return "" if x is None or x != x else s.format(x)
+        style = f" style='background:{colour[r.flag]}'" if r.flag in colour else ""
+        interval = "" if r.lo != r.lo else f"[{100 * r.lo:+.1f}%, {100 * r.hi:+.1f}%]"
+        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{num(r.base_median_s, '{:.4f}')}</td>"
+                    f"<td>{num(r.new_median_s, '{:.4f}')}</td><td>{num(r.change * 100, '{:+.1f}%')}</td>"
+                    f"<td>{interval}</td><td>{num(r.p, '{:.3f}')}</td><td>{100 * r.threshold:.0f}%</td>"
+                    f"<td>{esc(r.flag)}</td></tr>")
+    body.append("</table><p>A change is flagged only when it exceeds its threshold and a Mann-Whitney U test on the "
+                "rounds gives p &lt; alpha.</p>")
+    css = "body{font-family:system-ui,sans-serif;margin:24px} td,th{border:1px solid #ccc;padding:3px 6px}" \
+          " table{border-collapse:collapse;font-size:.85em}"
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tfperf compare</title><style>{css}</style>" \
+           f"</head><body>{''.join(body)}</body></html>"

@@ -1,0 +1,246 @@
+"""One self-contained HTML page per run: plotly.js inlined once, no CDN, every input string escaped.
+
+Per scenario: throughput bars with error bars (examples/s at the median round, bars to the rounds'
+quartiles), the speedup table, step-time breakdown bars from the traces, tf.data iterator self times,
+the values AUTOTUNE chose, and the command that opens the traces in TensorBoard. Then what was skipped
+or failed, and the environment.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from . import tables
+from .analysis import analyse_run
+from .load import Run
+
+esc = html.escape
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
+h1{font-size:1.6em} h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em} h3{margin-top:1.4em}
+table{border-collapse:collapse;font-size:.85em;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+td:first-child,th:first-child{text-align:left} tr:nth-child(even){background:#f7f7f7}
+.partial{background:#fff3cd;border:1px solid #e0c36c;padding:8px 12px;border-radius:4px}
+code,pre{background:#f2f2f2;padding:2px 4px;border-radius:3px} .muted{color:#777} .best{font-weight:bold}
+.chart{min-height:200px}
+"""
+
+
+def _fmt(x: Any, spec: str = "{:,.0f}") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return spec.format(x)
+
+
+def _label(s: Any) -> str:
+    # Plotly renders a few HTML tags inside labels: pass escaped text so names show as written.
+    return esc(str(s))
+
+
+class Page:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.charts = 0
+
+    def add(self, s: str) -> None:
+        self.parts.append(s)
+
+    def chart(self, fig: go.Figure) -> None:
+        self.charts += 1
+        fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white")
+        self.add('<div class="chart">' + fig.to_html(full_html=False, include_plotlyjs=False,
+                                                   div_id=f"chart-{self.charts}",
+                                                   config={"displaylogo": False, "responsive": True}) + "</div>")
+
+
+def _table(headers: list[str], rows: list[list[str]], bold_first: str | None = None) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for r in rows:
+        cls = ' class="best"' if bold_first is not None and r and r[0] == esc(bold_first) else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _throughput(page: Page, run: Run, scenario: str) -> None:
+    """One bar chart per group (preprocessing cost, or model): their scales differ by orders of magnitude."""
+    f = run.frame[(run.frame["scenario"] == scenario) & (run.frame["status"] == "ok")]
+    group_col = "cost" if f["cost"].notna().any() else "model" if f["model"].notna().any() else None
+    groups = [(None, f)] if group_col is None else list(f.groupby(f[group_col].map(tables.text), sort=True))
+    for group, g in groups:
+        g = g.sort_values("examples_per_sec")
+        eps = g["examples_per_sec"]
+        plus = [e / q1 * med - e if q1 else 0 for e, q1, med in zip(eps, g["q1_s"], g["median_s"], strict=True)]
+        minus = [e - e / q3 * med if q3 else 0 for e, q3, med in zip(eps, g["q3_s"], g["median_s"], strict=True)]
+        fig = go.Figure(go.Bar(x=eps, y=[_label(v) for v in g["variant"]], orientation="h",
+                               error_x=dict(type="data", array=plus, arrayminus=minus, visible=True),
+                               marker_color="#4c78a8"))
+        name = f"{scenario}" + (f", {group_col} {group}" if group_col else "")
+        fig.update_layout(title=f"{_label(name)}: examples/s (median round; bars to the quartiles)",
+                          height=max(220, 24 * len(g) + 90), xaxis_title="examples/s")
+        page.chart(fig)
+
+
+def _speedups(page: Page, scenario: str, t) -> None:
+    best = tables.best_variant(t)
+    training = "input_overhead" in t.columns
+    headers = ["variant", "examples/s", "median round (s)", "rounds", "speedup", "95% interval", "vs"]
+    if training:
+        headers += ["step (ms)", "bound ex/s", "input overhead", "95% interval"]
+    rows = []
+    for r in t.sort_values("examples_per_sec", ascending=False).itertuples():
+        row = [esc(r.variant), _fmt(r.examples_per_sec), _fmt(r.median_s, "{:.4f}"), str(r.rounds),
+               _fmt(r.speedup, "{:.2f}x"), esc(tables._interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline)]
+        if training:
+            row += [_fmt(r.step_time_ms, "{:.2f}"), _fmt(r.bound_examples_per_sec),
+                    _fmt(100 * r.input_overhead, "{:+.0f}%") if not math.isnan(r.input_overhead) else "",
+                    esc(tables._interval(100 * r.overhead_lo, 100 * r.overhead_hi, "{:+.0f}%"))]
+        rows.append(row)
+    page.add(f"<p>Best: <b>{esc(str(best))}</b>. Speedup = baseline's time per example over this variant's, "
+             "from median rounds; interval from a bootstrap over rounds.</p>")
+    page.add(_table(headers, rows, bold_first=best))
+
+
+def _breakdown(page: Page, scenario: str, figures: dict[str, dict]) -> None:
+    keys = sorted(k for k in figures if k.startswith(scenario + "/"))
+    if not keys:
+        page.add("<p class='muted'>No traces analysed for this scenario.</p>")
+        return
+    names = [_label(k.split("/", 1)[1]) for k in keys]
+    fig = go.Figure()
+    for part, label in (("input_ms", "input"), ("host_compute_ms", "host compute"),
+                        ("device_compute_ms", "device compute"), ("compile_ms", "compile"), ("other_ms", "other")):
+        fig.add_bar(name=label, y=names, x=[figures[k]["steps"].get(part, 0.0) for k in keys], orientation="h")
+    fig.update_layout(barmode="stack", title="Step-time breakdown from the traces (ms per step, xprof)",
+                      height=max(260, 22 * len(keys) + 80), xaxis_title="ms per step")
+    page.chart(fig)
+    rows = [[esc(k.split("/", 1)[1]), str(figures[k]["steps"].get("steps", 0)),
+             _fmt(figures[k]["steps"].get("step_ms"), "{:.2f}"), _fmt(figures[k]["steps"].get("input_percent"), "{:.1f}%")]
+            for k in keys]
+    page.add(_table(["variant", "steps captured", "step (ms)", "input-bound"], rows))
+
+
+def _tf_data(page: Page, figures: dict[str, dict]) -> None:
+    keys = sorted(k for k in figures if "tf_data" in figures[k])
+    if not keys:
+        return
+    totals: dict[str, float] = {}
+    for k in keys:
+        for it, ms in figures[k]["tf_data"]["iterator_self_ms"].items():
+            totals[it] = totals.get(it, 0.0) + ms
+    top = sorted(totals, key=totals.get, reverse=True)[:8]  # type: ignore[arg-type]
+    fig = go.Figure()
+    for it in top:
+        fig.add_bar(name=_label(it), y=[_label(k.split("/", 1)[1]) for k in keys],
+                    x=[figures[k]["tf_data"]["iterator_self_ms"].get(it, 0.0) for k in keys], orientation="h")
+    fig.update_layout(barmode="stack", title="tf.data iterator self time in the profiled window (ms)",
+                      height=max(260, 22 * len(keys) + 80))
+    page.chart(fig)
+    rows = []
+    for k in keys:
+        auto = figures[k]["tf_data"]["autotune"]
+        chosen = "; ".join(f"{it.split('::')[-1]}: " + ", ".join(f"{kn}={'/'.join(v)}" for kn, v in d.items()
+                                                                  if kn != "autotune")
+                           for it, d in auto.items() if any(kn != "autotune" for kn in d))
+        ran = ", ".join(i.split("::", 1)[1] for i in figures[k]["tf_data"]["iterators"])
+        rows.append([esc(k.split("/", 1)[1]), esc(ran), esc(chosen)])
+    page.add("<h3>What tf.data ran, and what AUTOTUNE chose</h3>")
+    page.add("<p>Iterators seen in the trace (after tf.data's rewrites) and the parallelism and prefetch "
+             "buffer values recorded on their events during the profiled window.</p>")
+    page.add(_table(["variant", "iterators that ran", "AUTOTUNE's values (parallelism, buffer_limit, ...)"], rows))
+
+
+def _top_ops(page: Page, scenario: str, figures: dict[str, dict]) -> None:
+    keys = sorted(k for k in figures if k.startswith(scenario + "/") and figures[k].get("top_ops"))
+    if not keys:
+        return
+    rows = [[esc(k.split("/", 1)[1]), esc(", ".join(f"{o['op']} ({o['self_percent']:.0f}%)"
+                                                    for o in figures[k]["top_ops"][:4]))] for k in keys]
+    page.add("<h3>Top host ops by self time</h3>")
+    page.add(_table(["variant", "ops (share of host self time)"], rows))
+
+
+def _environment(run: Run) -> str:
+    m = run.machine
+    tfi = m.get("tfperf") or {}
+    cpu = m.get("cpu") or {}
+    rows = [
+        ["run", esc(run.run_id)], ["size", esc(str(run.meta.get("size", "?")))],
+        ["command", f"<code>{esc(str(run.meta.get('command', '')))}</code>"],
+        ["TensorFlow", esc(str(tfi.get("tf_version", "?")))], ["Keras", esc(str(tfi.get("keras_version", "?")))],
+        ["CUDA / cuDNN", esc(f"{tfi.get('cuda_version') or '-'} / {tfi.get('cudnn_version') or '-'}")],
+        ["GPUs", esc(", ".join(tfi.get("gpus") or []) or "none")],
+        ["CPU", esc(str(cpu.get("brand_raw") or m.get("processor") or "?"))],
+        ["cores", esc(str(m.get("cpu_count", cpu.get("count", "?"))))],
+        ["logical CPU devices", esc(str(tfi.get("devices_logical_cpus", "?")))],
+        ["Python", esc(str(m.get("python_version", "?")))], ["machine", esc(str(m.get("node", "?")))],
+        ["suite / scenario versions", esc(f"{run.meta.get('suite_version')} / {run.meta.get('scenario_versions')}")],
+        ["written", esc(str(run.raw.get("datetime", "?")))],
+    ]
+    return _table(["", ""], rows)
+
+
+def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
+    """The page's HTML, the number of charts in it, and the problems that make it partial."""
+    figures, trace_problems = analyse_run(run.path, run.profiles, workers=workers)
+    problems = [*run.problems, *trace_problems]
+    if run.meta.get("profiling", {}).get("enabled") is False:
+        problems.append("profiling was off for this run: no step-time breakdowns or tf.data figures")
+    page = Page()
+    title = f"tfperf report: {run.run_id}"
+    page.add(f"<h1>{esc(title)}</h1>")
+    if problems:
+        items = "".join(f"<li>{esc(p)}</li>" for p in problems)
+        page.add(f"<div class='partial' id='partial'><b>Partial report.</b><ul>{items}</ul></div>")
+    traces_dir = run.path / "traces"
+    for scenario in sorted(run.frame["scenario"].dropna().unique()):
+        t = tables.scenario_table(run, scenario)
+        page.add(f"<h2 id='scenario-{esc(str(scenario))}'>{esc(str(scenario))}</h2>")
+        if t.empty:
+            page.add("<p class='muted'>No variant of this scenario was measured.</p>")
+        else:
+            _throughput(page, run, scenario)
+            _speedups(page, scenario, t)
+            page.add("<h3>Where the time goes (profiler)</h3>")
+            _breakdown(page, scenario, figures)
+            if scenario == "pipeline":
+                _tf_data(page, {k: v for k, v in figures.items() if k.startswith("pipeline/")})
+            _top_ops(page, scenario, figures)
+    page.add("<h2>Traces</h2>")
+    if traces_dir.is_dir():
+        page.add(f"<p>Open every profiled variant in TensorBoard's profile plugin:</p>"
+                 f"<pre>tensorboard --logdir {esc(str(traces_dir))}</pre>"
+                 f"<p>or with xprof's own viewer: <code>xprof --logdir {esc(str(traces_dir))} --port 6006</code>. "
+                 "Each variant is a run named <code>scenario.variant</code>.</p>")
+    else:
+        page.add("<p class='muted'>This run has no traces folder.</p>")
+    um = tables.unmeasured(run)
+    page.add("<h2>Skipped and failed</h2>")
+    if um.empty:
+        page.add("<p>Every variant was measured.</p>")
+    else:
+        page.add(_table(["scenario", "variant", "status", "reason"],
+                        [[esc(str(r.scenario)), esc(str(r.variant)), esc(str(r.status)), esc(str(r.reason))]
+                         for r in um.itertuples()]))
+    page.add("<h2>Environment</h2>" + _environment(run))
+    doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+           f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>{''.join(page.parts)}"
+           f"<script>window.TFPERF_CHARTS = {json.dumps(page.charts)};</script></body></html>")
+    return doc, page.charts, problems
+
+
+def build(run: Run, out: Path | None = None, workers: int = 2) -> tuple[Path, int, list[str]]:
+    doc, charts, problems = render(run, workers=workers)
+    path = out or run.path / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(path)
+    return path, charts, problems

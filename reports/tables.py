@@ -1,0 +1,100 @@
+"""Per-scenario comparison tables, for the terminal and the HTML page.
+
+Each measured variant gets: examples/s (from the median round), its speedup over its baseline (the variant
+its scenario names) with a 95% bootstrap interval, and, for training rows, ``input_overhead =
+time / bound - 1`` against its compute-only-bound variant, with its interval. Skipped and failed rows are
+listed with their reasons.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .load import Run
+from .stats import ratio_interval
+
+
+def text(x: object) -> str:
+    """A cell as text: None and NaN (pandas' missing values) become empty."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return str(x)
+
+
+def _interval(lo: float, hi: float, fmt: str = "{:.2f}") -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return ""
+    return f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
+    frame = run.frame[(run.frame["scenario"] == scenario) & (run.frame["status"] == "ok")]
+    by_variant = {r.variant: r for r in frame.itertuples()}
+    rows = []
+    for r in frame.itertuples():
+        row = {"variant": r.variant, "examples_per_sec": r.examples_per_sec, "median_s": r.median_s,
+               "rounds": r.rounds, "baseline": text(r.baseline), "speedup": float("nan"),
+               "speedup_lo": float("nan"), "speedup_hi": float("nan")}
+        base = by_variant.get(text(r.baseline)) if text(r.baseline) else None
+        if base is not None and r.times and base.times:
+            # speedup in examples/s terms: time per example of the baseline over this one's
+            s, lo, hi = ratio_interval([t / base.examples for t in base.times], [t / r.examples for t in r.times])
+            row.update(speedup=s, speedup_lo=lo, speedup_hi=hi)
+        if scenario == "training" or text(getattr(r, "bound_variant", None)):
+            bound = by_variant.get(text(r.bound_variant)) if text(r.bound_variant) else None
+            row["bound_examples_per_sec"] = bound.examples_per_sec if bound is not None else float("nan")
+            row["step_time_ms"] = r.step_time_ms
+            if bound is not None and r.times and bound.times and r.variant != r.bound_variant:
+                o, lo, hi = ratio_interval([t / r.examples for t in r.times], [t / bound.examples for t in bound.times])
+                row.update(input_overhead=o - 1, overhead_lo=lo - 1, overhead_hi=hi - 1)
+            else:
+                row.update(input_overhead=float("nan"), overhead_lo=float("nan"), overhead_hi=float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_variant(table: pd.DataFrame) -> str | None:
+    if table.empty:
+        return None
+    return str(table.loc[table["examples_per_sec"].idxmax(), "variant"])
+
+
+def unmeasured(run: Run) -> pd.DataFrame:
+    f = run.frame[run.frame["status"] != "ok"]
+    return f[["scenario", "variant", "status", "reason"]].map(text).reset_index(drop=True)
+
+
+def format_text(run: Run) -> str:
+    """The terminal view of a run: a table per scenario, then what was not measured."""
+    out = [f"run {run.run_id}  size {run.meta.get('size', '?')}  TF {_tf(run)}"]
+    for problem in run.problems:
+        out.append(f"partial: {problem}")
+    for scenario in sorted(run.frame["scenario"].dropna().unique()):
+        t = scenario_table(run, scenario)
+        if t.empty:
+            continue
+        out.append("")
+        out.append(f"== {scenario} (best: {best_variant(t)})")
+        lines = []
+        for r in t.itertuples():
+            cells = [f"{r.variant:40s}", f"{r.examples_per_sec:12,.0f} ex/s"]
+            if not math.isnan(r.speedup):
+                cells.append(f"{r.speedup:6.2f}x {_interval(r.speedup_lo, r.speedup_hi):16s} vs {r.baseline}")
+            if "input_overhead" in t.columns and not math.isnan(r.input_overhead):
+                cells.append(f"overhead {100 * r.input_overhead:+.0f}% "
+                             f"{_interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:+.0f}')}")
+            lines.append("  ".join(cells))
+        out.extend(lines)
+    um = unmeasured(run)
+    if not um.empty:
+        out.append("")
+        out.append("== not measured")
+        out.extend(f"{r.scenario}/{r.variant}: {r.status}: {r.reason}" for r in um.itertuples())
+    return "\n".join(out)
+
+
+def _tf(run: Run) -> str:
+    tf = run.frame["tf_version"].dropna()
+    return str(tf.iloc[0]) if not tf.empty else "?"
