@@ -41,7 +41,11 @@ class Comparison:
 
 def _versions(run: Run) -> dict[str, object]:
     f = run.frame
-    first = (lambda col: str(f[col].dropna().iloc[0]) if col in f and not f[col].dropna().empty else None)
+
+    def first(col: str) -> str | None:
+        values = f[col].dropna() if col in f else []
+        return str(values.iloc[0]) if len(values) else None
+
     return {"suite version": run.meta.get("suite_version") or first("suite_version"),
             "TensorFlow version": first("tf_version"),
             "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
@@ -51,9 +55,8 @@ def compare(base: Run, new: Run, threshold: float = 0.05, per_benchmark: dict[st
             alpha: float = 0.05) -> Comparison:
     incomparable = [f"{k} differs: {a} vs {b}" for (k, a), b in
                     zip(_versions(base).items(), _versions(new).values(), strict=True) if a != b]
-    key = lambda r: f"{r.scenario}/{r.variant}"  # noqa: E731
-    b_rows = {key(r): r for r in base.frame.itertuples() if r.status == "ok"}
-    n_rows = {key(r): r for r in new.frame.itertuples() if r.status == "ok"}
+    b_rows = {f"{r.scenario}/{r.variant}": r for r in base.frame.itertuples() if r.status == "ok"}
+    n_rows = {f"{r.scenario}/{r.variant}": r for r in new.frame.itertuples() if r.status == "ok"}
     out = []
     for name in sorted(set(b_rows) | set(n_rows)):
         b, n = b_rows.get(name), n_rows.get(name)
@@ -82,16 +85,22 @@ def compare(base: Run, new: Run, threshold: float = 0.05, per_benchmark: dict[st
     return Comparison(base=base, new=new, rows=pd.DataFrame(out), incomparable=incomparable)
 
 
+def _num(x: float | None, spec: str) -> str:
+    return "" if x is None or x != x else spec.format(x)
+
+
+def _interval(lo: float, hi: float) -> str:
+    return "" if lo != lo else f"[{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
+
+
 def format_text(c: Comparison) -> str:
     lines = [f"base {c.base.run_id}  ->  new {c.new.run_id}"]
     lines += [f"NOT COMPARABLE: {w}" for w in c.incomparable]
     lines.append(f"{'benchmark':52s} {'base s':>9s} {'new s':>9s} {'change':>8s} {'95% interval':>18s} {'p':>6s}  flag")
     for r in c.rows.itertuples():
-        fmt = lambda x, s: "" if x is None or x != x else s.format(x)  # noqa: E731
-        interval = "" if r.lo != r.lo else f"[{100 * r.lo:+.1f}%, {100 * r.hi:+.1f}%]"
-        lines.append(f"{r.benchmark[:52]:52s} {fmt(r.base_median_s, '{:9.4f}'):>9s} {fmt(r.new_median_s, '{:9.4f}'):>9s} "
-                     f"{fmt(100 * r.change if r.change == r.change else None, '{:+7.1f}%'):>8s} {interval:>18s} "
-                     f"{fmt(r.p, '{:6.3f}'):>6s}  {r.flag}")
+        lines.append(f"{r.benchmark[:52]:52s} {_num(r.base_median_s, '{:9.4f}'):>9s} "
+                     f"{_num(r.new_median_s, '{:9.4f}'):>9s} {_num(100 * r.change, '{:+7.1f}%'):>8s} "
+                     f"{_interval(r.lo, r.hi):>18s} {_num(r.p, '{:6.3f}'):>6s}  {r.flag}")
     flagged = c.rows[c.rows["flag"].isin(["regression", "improvement"])]
     lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
                  f"flagged of {len(c.rows)} benchmarks")
@@ -107,13 +116,10 @@ def format_html(c: Comparison) -> str:
     body.append("<table><tr><th>benchmark</th><th>base median (s)</th><th>new median (s)</th><th>change</th>"
                 "<th>95% interval</th><th>p</th><th>threshold</th><th>flag</th></tr>")
     for r in c.rows.itertuples():
-        def num(x, s):
-            return "" if x is None or x != x else s.format(x)
         style = f" style='background:{colour[r.flag]}'" if r.flag in colour else ""
-        interval = "" if r.lo != r.lo else f"[{100 * r.lo:+.1f}%, {100 * r.hi:+.1f}%]"
-        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{num(r.base_median_s, '{:.4f}')}</td>"
-                    f"<td>{num(r.new_median_s, '{:.4f}')}</td><td>{num(r.change * 100, '{:+.1f}%')}</td>"
-                    f"<td>{interval}</td><td>{num(r.p, '{:.3f}')}</td><td>{100 * r.threshold:.0f}%</td>"
+        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{_num(r.base_median_s, '{:.4f}')}</td>"
+                    f"<td>{_num(r.new_median_s, '{:.4f}')}</td><td>{_num(r.change * 100, '{:+.1f}%')}</td>"
+                    f"<td>{_interval(r.lo, r.hi)}</td><td>{_num(r.p, '{:.3f}')}</td><td>{100 * r.threshold:.0f}%</td>"
                     f"<td>{esc(r.flag)}</td></tr>")
     body.append("</table><p>A change is flagged only when it exceeds its threshold and a Mann-Whitney U test on the "
                 "rounds gives p &lt; alpha.</p>")

@@ -101,7 +101,7 @@ def tf_data_stats(xplane: str | Path) -> dict[str, Any]:
         iterators.add(name)
         args = event.get("args") or {}
         for knob in ("parallelism", "buffer_limit", "cycle_length", "autotune"):
-            if knob in args:
+            if knob in args and str(args[knob]) != "unavailable":
                 long_name = args.get("long_name", name)
                 chosen.setdefault(long_name, {}).setdefault(knob, set()).add(str(args[knob]))
     return {

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -147,6 +148,7 @@ class TrainRun:
         self.examples_per_round = self.steps * self.batch_size
         self.strategy = _strategy(v)
         self._ckpt_dir: str | None = None
+        self.save_seconds: list[float] = []
         ds, pipe_info = pipeline.build_dataset(pipe, size, self.examples_per_round)  # type: ignore[arg-type]
         with self._scope(), devices.precision(v.precision):
             self.model = models.build(v.model, size.model_side)
@@ -157,8 +159,11 @@ class TrainRun:
                 if v.precision == "mixed_float16":
                     self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
                 self.loss = models.loss_fn()
-            x, y = next(iter(ds))
-            self.probe = (tf.identity(x), tf.identity(y))  # a fixed batch on the device: bound input, loss probe
+            # A fixed batch on the device (the bound's input and the loss probe), from a one-batch pass of the
+            # same pipeline: a partial pass over `ds` would abandon a half-filled cache.
+            one, _ = pipeline.build_dataset(pipe, size, self.batch_size)  # type: ignore[arg-type]
+            x, y = next(iter(one))
+            self.probe = (tf.identity(x), tf.identity(y))
         self.dataset = ds if v.input != "memory" else (
             tf.data.Dataset.from_tensors(self.probe).repeat(self.steps))
         self.info = {
@@ -200,32 +205,41 @@ class TrainRun:
             return step
         return tf.function(step, jit_compile=self.variant.loop == "xla")
 
-    def _batches(self, steps: int | None = None):
-        if self.variant.input == "memory":
-            for _ in range(steps or self.steps):
-                yield self.probe
-        else:
-            yield from (self.dataset if steps is None else self.dataset.repeat().take(steps))
-
     def _custom_loop(self, steps: int | None = None, mark=None) -> int:
+        """The GradientTape loop. Each step, the batch fetch included, runs inside `mark(step)` when profiling,
+        so the profiler attributes input time to the step."""
+        n = steps or self.steps
+        if self.variant.input == "memory":
+            batches = None
+        else:
+            batches = iter(self.dataset if steps is None else self.dataset.repeat().take(steps))
         done = 0
         every = self.variant.checkpoint_every
         with self._scope():
-            for x, y in self._batches(steps):
+            while done < n:
                 with mark(done) if mark else nullcontext():
+                    if batches is None:
+                        x, y = self.probe
+                    else:
+                        try:
+                            x, y = next(batches)
+                        except StopIteration:
+                            break
                     self._step(x, y)
                 done += 1
                 if every and done % every == 0:
+                    start = time.perf_counter()
                     self.manager.save()
+                    self.save_seconds.append(time.perf_counter() - start)
         return done
 
     def run_round(self) -> int:
+        """One epoch; returns the examples actually trained on (optimizer steps times batch size)."""
         if self.variant.loop.startswith("fit"):
+            before = int(self.model.optimizer.iterations.numpy())
             with self._scope():
-                history = self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=self.callbacks)
-            if not history.history.get("loss"):
-                raise RuntimeError("fit ran no step")
-            return self.examples_per_round
+                self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=self.callbacks)
+            return (int(self.model.optimizer.iterations.numpy()) - before) * self.batch_size
         return self._custom_loop() * self.batch_size
 
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
@@ -238,6 +252,13 @@ class TrainRun:
                 self.model.fit(ds, epochs=1, verbose=0, callbacks=[*self.callbacks, _StepMarker(mark)])
             return steps
         return self._custom_loop(steps, mark)
+
+    def measured(self) -> dict[str, Any]:
+        """Figures gathered while the rounds ran (bench adds them to the row): the checkpoint cost per save."""
+        if not self.save_seconds:
+            return {}
+        ordered = sorted(self.save_seconds)
+        return {"checkpoint_saves": len(ordered), "checkpoint_ms_per_save_median": 1000 * ordered[len(ordered) // 2]}
 
     def probe_loss(self) -> float:
         """Loss on the fixed probe batch, without training: tests use it to prove the loop learns."""

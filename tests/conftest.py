@@ -1,0 +1,39 @@
+"""Test setup: TensorFlow quiet, the CPU split before any op (for MirroredStrategy), a private data cache."""
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tf_devices():
+    from scenarios import devices
+
+    devices.configure()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_cache(tmp_path_factory):
+    os.environ["TFPERF_CACHE"] = str(tmp_path_factory.mktemp("tfperf-cache"))
+
+
+@pytest.fixture
+def smoke():
+    from scenarios import SIZES
+
+    return SIZES["smoke"]
+
+
+@pytest.fixture
+def fixture_run(tmp_path) -> Path:
+    """A copy of the checked-in smoke run (xprof writes cache files beside the traces it reads)."""
+    dst = tmp_path / "run-smoke"
+    shutil.copytree(FIXTURES / "run-smoke", dst)
+    return dst

@@ -1,0 +1,119 @@
+"""`pytest bench --benchmark-only` end to end, at smoke size on a few variants, in a child process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+
+def _ids(*ids: str) -> list[str]:
+    """Exact node ids (-k would match mlp-fit-best-mirrored for mlp-fit-best)."""
+    return [f"bench/test_{i.split('/')[0]}.py::test_{i.split('/')[0]}[{i}]" for i in ids]
+
+
+def _bench(tmp_path: Path, *args: str, plugin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    targets = [a for a in args if a.startswith("bench/")] or ["bench"]
+    args = tuple(a for a in args if not a.startswith("bench/"))
+    cmd = [sys.executable, "-m", "pytest", *targets, "--benchmark-only", "--tfperf-size", "smoke",
+           "--tfperf-results", str(tmp_path / "results"), "--tfperf-run-id", "r", "-q", "-p", "no:cacheprovider"]
+    if plugin:
+        (tmp_path / "tfperf_test_plugin.py").write_text(plugin)
+        cmd += ["-p", "tfperf_test_plugin"]
+    return subprocess.run([*cmd, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_run_writes_results_traces_and_report(tmp_path):
+    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-parallel_prefetch", "training/mlp-fit-best",
+                                  "training/mlp-fit-best-gpu0"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "results" / "r"
+    data = json.loads((run / "benchmarks.json").read_text())
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)  # pytest-benchmark's
+    rows = {b["extra_info"]["variant"]: b for b in data["benchmarks"]}
+    assert set(rows) == {"light-naive", "light-parallel_prefetch", "mlp-fit-best"}
+    for b in rows.values():
+        info = b["extra_info"]
+        for key in ("scenario", "variant", "knobs", "examples", "examples_per_sec", "batch_size", "device", "size",
+                    "tf_version", "suite_version", "scenario_version", "tf_data_options", "status"):
+            assert key in info, key
+        assert info["status"] == "ok" and info["size"] == "smoke"
+        assert info["examples_per_sec"] == pytest.approx(info["examples"] / b["stats"]["median"])
+        assert len(b["stats"]["data"]) == 2  # smoke rounds, warm-up excluded
+        assert info["profile"]["status"] == "ok" and info["profile"]["steps_captured"] >= 3
+        assert (run / info["profile"]["trace"]).is_file()
+    train = rows["mlp-fit-best"]["extra_info"]
+    for key in ("loop", "model", "strategy", "precision", "input_variant", "bound_variant", "step_time_ms"):
+        assert key in train, key
+    skipped = data["tfperf"]["unmeasured"]
+    assert [(u["extra_info"]["variant"], u["extra_info"]["status"]) for u in skipped] == [
+        ("mlp-fit-best-gpu0", "skipped")] or (skipped == [] and "GPU" in data["machine_info"]["tfperf"]["gpus"])
+    assert data["machine_info"]["tfperf"]["tf_version"].startswith("2.21")
+    assert sorted(p.name for p in (run / "traces").iterdir()) == [
+        "pipeline.light-naive", "pipeline.light-parallel_prefetch", "training.mlp-fit-best"]
+    assert (run / "report.html").is_file()
+    assert "tfperf: report" in proc.stdout
+
+    listed = subprocess.run([sys.executable, "-m", "pytest_benchmark.cli", "list", str(run / "benchmarks.json")],
+                            capture_output=True, text=True)  # pytest-benchmark reads its own format back
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_failing_variant_is_recorded_and_the_rest_kept(tmp_path):
+    plugin = '''
+import dataclasses
+from scenarios.registry import REGISTRY
+sc = REGISTRY["pipeline"]
+real = sc.build
+def build(v, size):
+    if v.name == "light-prefetch":
+        raise ValueError("boom from the test")
+    return real(v, size)
+object.__setattr__(sc, "build", build)
+'''
+    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile", plugin=plugin)
+    assert proc.returncode == 1
+    assert "pipeline/light-prefetch failed: ValueError: boom from the test" in proc.stdout
+    assert "Traceback" not in proc.stdout
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["light-naive"]
+    failed = data["tfperf"]["unmeasured"][0]["extra_info"]
+    assert failed["status"] == "failed" and "boom" in failed["reason"]
+
+
+def test_interrupted_run_keeps_finished_rows(tmp_path):
+    plugin = '''
+from scenarios.registry import REGISTRY
+sc = REGISTRY["pipeline"]
+real = sc.build
+def build(v, size):
+    if v.name == "light-prefetch":
+        raise KeyboardInterrupt
+    return real(v, size)
+object.__setattr__(sc, "build", build)
+'''
+    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile", plugin=plugin)
+    assert proc.returncode == 2  # pytest's "interrupted"
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["light-naive"]
+    assert not list((tmp_path / "results" / "r").glob("*.tmp"))
+
+
+def test_bad_options_get_one_line(tmp_path):
+    proc = _bench(tmp_path, "--tfperf-size", "huge")
+    assert proc.returncode == 4 and "invalid choice: 'huge'" in proc.stderr and "Traceback" not in proc.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke",
+                           "--tfperf-results", str(blocker), "-q"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 4
+    assert f"tfperf: results folder {blocker}" in proc.stderr and "not writable" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,44 @@
+"""The generated page in a real browser: Debian's headless Chromium, driven by Playwright."""
+
+import os
+import shutil
+
+import pytest
+
+from reports import html
+from reports.load import load_run
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (CI must install Debian's chromium)")
+        pytest.skip("chromium is not installed: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_path):
+    path, charts, _ = html.build(load_run(fixture_run), workers=1)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: errors.append(f"network request {r.url}") if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    page.goto(path.as_uri())
+    page.wait_for_function(f"document.querySelectorAll('.chart .main-svg').length >= {charts}", timeout=20000)
+    rendered = page.evaluate("Array.from(document.querySelectorAll('.chart > div')).map(d => "
+                             "d.querySelectorAll('.main-svg').length > 0 && d.querySelectorAll('.bars path, .point path').length > 0)")
+    assert len(rendered) == charts and all(rendered), rendered
+    assert page.evaluate("window.TFPERF_CHARTS") == charts
+    assert errors == []
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
