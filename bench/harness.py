@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,8 +53,6 @@ class Harness:
 
     # ---- rows -------------------------------------------------------------------------------------
     def base_info(self, scenario: Scenario, variant: Variant) -> dict[str, Any]:
-        import tensorflow as tf
-
         return {
             "scenario": scenario.name,
             "variant": variant.name,
@@ -61,7 +61,7 @@ class Harness:
             "knobs": variant.knobs(),
             **variant.knobs(),
             "size": self.settings.size.name,
-            "tf_version": tf.__version__,
+            "tf_version": _tf_version(),
             "suite_version": SUITE_VERSION,
             "scenario_version": scenario.version,
             "status": "running",
@@ -110,6 +110,40 @@ class Harness:
         finally:
             if runnable is not None:
                 runnable.close()
+            self.write()
+
+    def measure_report(self, benchmark: Any) -> None:
+        """Time `python -m reports build` on this run's own results and traces, in a child process, and record
+        the largest process's peak memory (the report process or one of its trace-converting workers)."""
+        run_dir = self.settings.run_dir
+        benchmark.extra_info.update(scenario="report", variant="build", description="python -m reports build RUN",
+                                    size=self.settings.size.name, suite_version=SUITE_VERSION, scenario_version="1",
+                                    tf_version=_tf_version(), knobs={"workers": 2}, status="running")
+        self.write()
+        out = run_dir / ".report-benchmark.html"
+        cmd = [sys.executable, "-m", "reports", "build", str(run_dir), "--out", str(out), "--workers", "2"]
+
+        def build() -> None:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError((proc.stderr.strip().splitlines() or ["no output"])[-1])
+
+        try:
+            benchmark.pedantic(build, rounds=2, warmup_rounds=0, iterations=1)
+            traces = [p for p in self.profiles if p.get("status") == "ok"]
+            median = benchmark.stats.stats.median
+            benchmark.extra_info.update(
+                status="ok", examples=len(traces), examples_per_sec=len(traces) / median, batch_size=1,
+                device="/CPU:0", tf_data_options={}, traces=len(traces),
+                trace_bytes=sum(int(p.get("trace_bytes", 0)) for p in traces),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+            self.finished.append(benchmark.stats)
+        except Exception as exc:
+            benchmark.has_error = True
+            self._unmeasured(benchmark, status="failed", reason=f"{type(exc).__name__}: {exc}")
+            pytest.fail(f"report/build failed: {exc}", pytrace=False)
+        finally:
+            out.unlink(missing_ok=True)
             self.write()
 
     def _unmeasured(self, benchmark: Any, status: str, reason: str) -> None:
@@ -177,6 +211,12 @@ class Harness:
         path = self.settings.run_dir / "benchmarks.json"
         atomic_write(path, safe_dumps(out, ensure_ascii=True, indent=2))
         return path
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
 
 
 def atomic_write(path: Path, text: str) -> None:

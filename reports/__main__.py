@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="per-benchmark threshold, e.g. 'training/mlp-eager-*=15' (repeatable)")
     c.add_argument("--alpha", type=float, default=0.05, help="significance level of the rank test (default 0.05)")
     c.add_argument("--html", type=Path, help="also write the comparison page here")
+    c.add_argument("--no-noise-floor", action="store_true",
+                   help="flag on threshold and significance alone, ignoring the run-to-run noise floor")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             print(tables.format_text(load_run(args.run)))
         else:
             comparison = cmp.compare(load_run(args.base), load_run(args.new), threshold=args.threshold / 100,
-                                     per_benchmark=_thresholds(args.threshold_for), alpha=args.alpha)
+                                     per_benchmark=_thresholds(args.threshold_for), alpha=args.alpha,
+                                     use_noise_floor=not args.no_noise_floor)
             print(cmp.format_text(comparison))
             if args.html:
                 args.html.write_text(cmp.format_html(comparison), encoding="utf-8")

@@ -33,12 +33,15 @@ def _bench(tmp_path: Path, *args: str, plugin: str | None = None) -> subprocess.
 
 def test_run_writes_results_traces_and_report(tmp_path):
     proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-parallel_prefetch", "training/mlp-fit-best",
-                                  "training/mlp-fit-best-gpu0"))
+                                  "training/mlp-fit-best-gpu0"), "bench/test_report.py")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "results" / "r"
     data = json.loads((run / "benchmarks.json").read_text())
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)  # pytest-benchmark's
     rows = {b["extra_info"]["variant"]: b for b in data["benchmarks"]}
+    report = rows.pop("build")  # the report benchmark ran last, over the three traces
+    assert report["extra_info"]["status"] == "ok" and report["extra_info"]["traces"] == 3
+    assert report["extra_info"]["peak_rss_mb"] > 0
     assert set(rows) == {"light-naive", "light-parallel_prefetch", "mlp-fit-best"}
     for b in rows.values():
         info = b["extra_info"]

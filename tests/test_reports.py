@@ -144,3 +144,32 @@ def test_compare_lists_benchmarks_in_one_run_only(fixture_run, tmp_path):
     (other / "benchmarks.json").write_text(json.dumps(data))
     flags = compare.compare(load_run(fixture_run), load_run(other)).rows.set_index("benchmark")["flag"]
     assert "only in base" in set(flags)
+
+
+def _spread(src, dst, factors):
+    """A copy of `src` whose every row is scaled by its own factor (cycling through `factors`)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    data = json.loads((dst / "benchmarks.json").read_text())
+    data["tfperf"]["run_id"] = dst.name
+    for i, b in enumerate(data["benchmarks"]):
+        f = factors[i % len(factors)]
+        b["stats"]["data"] = [t * f for t in b["stats"]["data"]]
+        b["stats"]["median"] *= f
+    (dst / "benchmarks.json").write_text(json.dumps(data))
+    return dst
+
+
+def test_noise_floor_absorbs_run_to_run_drift_but_not_a_suite_wide_regression(fixture_run, tmp_path):
+    base = _with_rounds(fixture_run, [1.00, 1.01, 0.99, 1.02, 0.98])
+    # every benchmark drifts by its own -25%..+30%, as two runs of identical code did on a 2-core VM
+    drift = _spread(base, tmp_path / "drift", [0.75, 1.3, 0.9, 1.15, 0.8, 1.25, 1.0, 0.85, 1.2, 1.1, 0.95])
+    c = compare.compare(load_run(base), load_run(drift))
+    assert c.noise_floor is not None and c.noise_floor > 0.3
+    assert c.exit_code == 0 and c.rows["flag"].isin(["", "noise"]).all()
+    assert compare.compare(load_run(base), load_run(drift), use_noise_floor=False).exit_code == 1  # would cry wolf
+
+    everything = _spread(base, tmp_path / "all", [1.6])  # a real regression of every benchmark
+    c = compare.compare(load_run(base), load_run(everything))
+    assert c.common_shift == pytest.approx(0.6) and len(c.regressions) == len(c.rows)

@@ -7,7 +7,6 @@ import tensorflow as tf
 from scenarios import Unsupported, devices, training
 from scenarios.registry import REGISTRY
 
-
 LOOPS = [v.name for v in training.VARIANTS if v.input == "best" and v.device == "/CPU:0"
          and v.strategy == "default" and not v.checkpoint_every and not v.early_stopping]
 
