@@ -19,4 +19,4 @@ test: $(STAMP)
 	$(VENV)/bin/pytest tests $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy

@@ -59,7 +59,9 @@ def _versions(run: Run) -> dict[str, object]:
     f = run.frame
 
     def first(col: str) -> str | None:
-        values = f[col].dropna() if col in f else []
+        if col not in f:
+            return None
+        values = f[col].dropna()
         return str(values.iloc[0]) if len(values) else None
 
     return {"suite version": run.meta.get("suite_version") or first("suite_version"),

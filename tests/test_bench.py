@@ -70,18 +70,22 @@ def test_run_writes_results_traces_and_report(tmp_path):
     assert listed.returncode == 0, listed.stderr
 
 
-def test_failing_variant_is_recorded_and_the_rest_kept(tmp_path):
-    plugin = '''
-import dataclasses
+def _raising(variant: str, statement: str) -> str:
+    """A pytest plugin (source) that makes building one pipeline variant run `statement`."""
+    return f"""
 from scenarios.registry import REGISTRY
 sc = REGISTRY["pipeline"]
 real = sc.build
 def build(v, size):
-    if v.name == "light-prefetch":
-        raise ValueError("boom from the test")
+    if v.name == {variant!r}:
+        {statement}
     return real(v, size)
 object.__setattr__(sc, "build", build)
-'''
+"""
+
+
+def test_failing_variant_is_recorded_and_the_rest_kept(tmp_path):
+    plugin = _raising("light-prefetch", 'raise ValueError("boom from the test")')
     proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile", plugin=plugin)
     assert proc.returncode == 1
     assert "pipeline/light-prefetch failed: ValueError: boom from the test" in proc.stdout
@@ -93,16 +97,7 @@ object.__setattr__(sc, "build", build)
 
 
 def test_interrupted_run_keeps_finished_rows(tmp_path):
-    plugin = '''
-from scenarios.registry import REGISTRY
-sc = REGISTRY["pipeline"]
-real = sc.build
-def build(v, size):
-    if v.name == "light-prefetch":
-        raise KeyboardInterrupt
-    return real(v, size)
-object.__setattr__(sc, "build", build)
-'''
+    plugin = _raising("light-prefetch", "raise KeyboardInterrupt")
     proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile", plugin=plugin)
     assert proc.returncode == 2  # pytest's "interrupted"
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
