@@ -95,7 +95,7 @@ class Harness:
                 examples_per_sec=runnable.examples_per_round / median,
                 status="ok",
             )
-            benchmark.extra_info.update(getattr(runnable, "measured", dict)())
+            benchmark.extra_info.update(runnable.measured())
             if "steps" in runnable.info:
                 benchmark.extra_info["step_time_ms"] = 1000 * median / runnable.info["steps"]
             self.finished.append(benchmark.stats)

@@ -95,6 +95,9 @@ class Runnable(Protocol):
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
         """Run `steps` steps, each inside `mark(step)`; returns the steps run."""
 
+    def measured(self) -> dict[str, Any]:
+        """Figures gathered while the rounds ran, for the row's extra_info (may be empty)."""
+
     def close(self) -> None: ...
 
 

@@ -293,6 +293,9 @@ class PipelineRun:
                     data.remote_wait(tf.shape(batch[0])[0], self._step_us)
         return steps
 
+    def measured(self) -> dict[str, Any]:
+        return {}
+
     def close(self) -> None:
         pass
 
