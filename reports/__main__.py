@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             run = load_run(args.run)
             path, charts, problems = html.build(run, args.out, workers=args.workers)
             note = f" (partial: {len(problems)} problem(s), listed at the top of the page)" if problems else ""
-            print(f"tfperf: report {path}: {charts} charts in {time.perf_counter() - start:.1f}s{note}")
+            own, worker = (resource.getrusage(who).ru_maxrss / 1024 for who in
+                           (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+            print(f"tfperf: report {path}: {charts} charts in {time.perf_counter() - start:.1f}s{note}; "
+                  f"peak memory: report process {own:.0f} MB, largest worker {worker:.0f} MB")
         elif args.command == "table":
             print(tables.format_text(load_run(args.run)))
         else:

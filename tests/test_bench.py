@@ -41,7 +41,7 @@ def test_run_writes_results_traces_and_report(tmp_path):
     rows = {b["extra_info"]["variant"]: b for b in data["benchmarks"]}
     report = rows.pop("build")  # the report benchmark ran last, over the three traces
     assert report["extra_info"]["status"] == "ok" and report["extra_info"]["traces"] == 3
-    assert report["extra_info"]["peak_rss_mb"] > 0
+    assert report["extra_info"]["report_rss_mb"] > 0 and report["extra_info"]["peak_rss_mb"] > 0
     assert set(rows) == {"light-naive", "light-parallel_prefetch", "mlp-fit-best"}
     for b in rows.values():
         info = b["extra_info"]
