@@ -115,7 +115,7 @@ class Harness:
     def measure_report(self, benchmark: Any) -> None:
         """Time `python -m reports build` on this run's own results and traces, in a child process, and record
         the peak memory it reports for itself and its largest trace-converting worker. (Not this process's
-        RUSAGE_CHILDREN: a child forked from this 1.6 GB process is charged this process's pages.)"""
+        RUSAGE_CHILDREN: ru_maxrss survives exec, so a child of this 1.6 GB process would report 1.6 GB.)"""
         run_dir = self.settings.run_dir
         benchmark.extra_info.update(scenario="report", variant="build", description="python -m reports build RUN",
                                     size=self.settings.size.name, suite_version=SUITE_VERSION, scenario_version="1",

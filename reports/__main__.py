@@ -13,6 +13,19 @@ from . import html, tables
 from .load import ReportError, load_run
 
 
+def _own_peak_mb() -> float:
+    """This process's peak RSS since it exec'd. ru_maxrss survives exec on Linux, so when a large process
+    (pytest with TensorFlow loaded) starts this one, ru_maxrss reports the parent's size; VmHWM belongs to
+    the address space, which exec replaces."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _thresholds(items: list[str]) -> dict[str, float]:
     out = {}
     for item in items:
@@ -52,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             run = load_run(args.run)
             path, charts, problems = html.build(run, args.out, workers=args.workers)
             note = f" (partial: {len(problems)} problem(s), listed at the top of the page)" if problems else ""
-            own, worker = (resource.getrusage(who).ru_maxrss / 1024 for who in
-                           (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+            # workers fork from this (small) process after its exec, so their ru_maxrss is their own
+            own, worker = _own_peak_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(f"tfperf: report {path}: {charts} charts in {time.perf_counter() - start:.1f}s{note}; "
                   f"peak memory: report process {own:.0f} MB, largest worker {worker:.0f} MB")
         elif args.command == "table":
