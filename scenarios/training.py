@@ -149,7 +149,6 @@ class TrainRun:
         self.strategy = _strategy(v)
         self._ckpt_dir: str | None = None
         self.save_seconds: list[float] = []
-        ds, pipe_info = pipeline.build_dataset(pipe, size, self.examples_per_round)  # type: ignore[arg-type]
         with self._scope(), devices.precision(v.precision):
             self.model = models.build(v.model, size.model_side)
             if v.loop.startswith("fit"):
@@ -160,17 +159,20 @@ class TrainRun:
                     self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
                 self.loss = models.loss_fn()
             # A fixed batch on the device (the bound's input and the loss probe), from a one-batch pass of the
-            # same pipeline: a partial pass over `ds` would abandon a half-filled cache.
+            # same pipeline: a partial pass over the round's dataset would abandon a half-filled cache.
             one, _ = pipeline.build_dataset(pipe, size, self.batch_size)  # type: ignore[arg-type]
             x, y = next(iter(one))
             self.probe = (tf.identity(x), tf.identity(y))
-        self.dataset = ds if v.input != "memory" else (
-            tf.data.Dataset.from_tensors(self.probe).repeat(self.steps))
+        if v.input == "memory":  # the bound never reads the pipeline: the same on-device batch every step
+            self.dataset = tf.data.Dataset.from_tensors(self.probe).repeat(self.steps)
+            input_variant, options = "memory (one batch on the device)", {}
+        else:
+            self.dataset, pipe_info = pipeline.build_dataset(pipe, size, self.examples_per_round)  # type: ignore[arg-type]
+            input_variant, options = pipe.name, pipe_info["tf_data_options"]
         self.info = {
             "batch_size": self.batch_size, "device": v.device, "loop": v.loop, "model": v.model,
-            "strategy": v.strategy, "precision": v.precision, "input_variant": pipe.name if v.input != "memory"
-            else "memory (one batch on the device)", "bound_variant": v.bound, "steps": self.steps,
-            "tf_data_options": pipe_info["tf_data_options"] if v.input != "memory" else {},
+            "strategy": v.strategy, "precision": v.precision, "input_variant": input_variant,
+            "bound_variant": v.bound, "steps": self.steps, "tf_data_options": options,
         }
         if self.strategy is not None:
             self.info["replicas"] = self.strategy.num_replicas_in_sync
