@@ -33,6 +33,7 @@ import pandas as pd
 
 from .load import Run
 from .stats import differ_p, ratio_interval
+from .tables import interval, number
 
 
 @dataclass
@@ -128,12 +129,8 @@ def _floor_line(c: Comparison) -> str:
             f"smaller changes are not flagged); common shift of all benchmarks: {100 * c.common_shift:+.1f}%")
 
 
-def _num(x: float | None, spec: str) -> str:
-    return "" if x is None or x != x else spec.format(x)
-
-
 def _interval(lo: float, hi: float) -> str:
-    return "" if lo != lo else f"[{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
+    return interval(100 * lo, 100 * hi, "{:+.1f}%")
 
 
 def format_text(c: Comparison) -> str:
@@ -142,9 +139,9 @@ def format_text(c: Comparison) -> str:
     lines.append(_floor_line(c))
     lines.append(f"{'benchmark':52s} {'base s':>9s} {'new s':>9s} {'change':>8s} {'95% interval':>18s} {'p':>6s}  flag")
     for r in c.rows.itertuples():
-        lines.append(f"{r.benchmark[:52]:52s} {_num(r.base_median_s, '{:9.4f}'):>9s} "
-                     f"{_num(r.new_median_s, '{:9.4f}'):>9s} {_num(100 * r.change, '{:+7.1f}%'):>8s} "
-                     f"{_interval(r.lo, r.hi):>18s} {_num(r.p, '{:6.3f}'):>6s}  {r.flag}")
+        lines.append(f"{r.benchmark[:52]:52s} {number(r.base_median_s, '{:9.4f}'):>9s} "
+                     f"{number(r.new_median_s, '{:9.4f}'):>9s} {number(100 * r.change, '{:+7.1f}%'):>8s} "
+                     f"{_interval(r.lo, r.hi):>18s} {number(r.p, '{:6.3f}'):>6s}  {r.flag}")
     flagged = c.rows[c.rows["flag"].isin(["regression", "improvement"])]
     lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
                  f"flagged of {len(c.rows)} benchmarks")
@@ -162,9 +159,9 @@ def format_html(c: Comparison) -> str:
                 "<th>95% interval</th><th>p</th><th>threshold</th><th>flag</th></tr>")
     for r in c.rows.itertuples():
         style = f" style='background:{colour[r.flag]}'" if r.flag in colour else ""
-        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{_num(r.base_median_s, '{:.4f}')}</td>"
-                    f"<td>{_num(r.new_median_s, '{:.4f}')}</td><td>{_num(r.change * 100, '{:+.1f}%')}</td>"
-                    f"<td>{_interval(r.lo, r.hi)}</td><td>{_num(r.p, '{:.3f}')}</td><td>{100 * r.threshold:.0f}%</td>"
+        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{number(r.base_median_s, '{:.4f}')}</td>"
+                    f"<td>{number(r.new_median_s, '{:.4f}')}</td><td>{number(r.change * 100, '{:+.1f}%')}</td>"
+                    f"<td>{_interval(r.lo, r.hi)}</td><td>{number(r.p, '{:.3f}')}</td><td>{100 * r.threshold:.0f}%</td>"
                     f"<td>{esc(r.flag)}</td></tr>")
     body.append("</table><p>A change is flagged only when it exceeds its threshold, a Mann-Whitney U test on the "
                 "rounds gives p &lt; alpha, and its whole 95% interval lies beyond the threshold.</p>")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from plotly.offline import get_plotlyjs
 from . import tables
 from .analysis import analyse_run
 from .load import Run
+from .tables import number
 
 esc = html.escape
 
@@ -32,12 +32,6 @@ td:first-child,th:first-child{text-align:left} tr:nth-child(even){background:#f7
 code,pre{background:#f2f2f2;padding:2px 4px;border-radius:3px} .muted{color:#777} .best{font-weight:bold}
 .chart{min-height:200px}
 """
-
-
-def _fmt(x: Any, spec: str = "{:,.0f}") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return spec.format(x)
 
 
 def _label(s: Any) -> str:
@@ -97,12 +91,12 @@ def _speedups(page: Page, scenario: str, t) -> None:
         headers += ["step (ms)", "bound ex/s", "input overhead", "95% interval"]
     rows = []
     for r in t.sort_values("examples_per_sec", ascending=False).itertuples():
-        row = [esc(r.variant), _fmt(r.examples_per_sec), _fmt(r.median_s, "{:.4f}"), str(r.rounds),
-               _fmt(r.speedup, "{:.2f}x"), esc(tables._interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline)]
+        row = [esc(r.variant), number(r.examples_per_sec), number(r.median_s, "{:.4f}"), str(r.rounds),
+               number(r.speedup, "{:.2f}x"), esc(tables.interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline)]
         if training:
-            row += [_fmt(r.step_time_ms, "{:.2f}"), _fmt(r.bound_examples_per_sec),
-                    _fmt(100 * r.input_overhead, "{:+.0f}%") if not math.isnan(r.input_overhead) else "",
-                    esc(tables._interval(100 * r.overhead_lo, 100 * r.overhead_hi, "{:+.0f}%"))]
+            row += [number(r.step_time_ms, "{:.2f}"), number(r.bound_examples_per_sec),
+                    number(100 * r.input_overhead, "{:+.0f}%"),
+                    esc(tables.interval(100 * r.overhead_lo, 100 * r.overhead_hi, "{:+.0f}%"))]
         rows.append(row)
     page.add(f"<p>Best: <b>{esc(str(best))}</b>. Speedup = baseline's time per example over this variant's, "
              "from median rounds; interval from a bootstrap over rounds.</p>")
@@ -123,7 +117,7 @@ def _breakdown(page: Page, scenario: str, figures: dict[str, dict]) -> None:
                       height=max(260, 22 * len(keys) + 80), xaxis_title="ms per step")
     page.chart(fig)
     rows = [[esc(k.split("/", 1)[1]), str(figures[k]["steps"].get("steps", 0)),
-             _fmt(figures[k]["steps"].get("step_ms"), "{:.2f}"), _fmt(figures[k]["steps"].get("input_percent"), "{:.1f}%")]
+             number(figures[k]["steps"].get("step_ms"), "{:.2f}"), number(figures[k]["steps"].get("input_percent"), "{:.1f}%")]
             for k in keys]
     page.add(_table(["variant", "steps captured", "step (ms)", "input-bound"], rows))
 

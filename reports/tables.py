@@ -18,15 +18,26 @@ from .stats import ratio_interval
 
 def text(x: object) -> str:
     """A cell as text: None and NaN (pandas' missing values) become empty."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return str(x)
+    return "" if _missing(x) else str(x)
 
 
-def _interval(lo: float, hi: float, fmt: str = "{:.2f}") -> str:
-    if math.isnan(lo) or math.isnan(hi):
-        return ""
-    return f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+def _missing(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def number(x: float | None, spec: str = "{:,.0f}") -> str:
+    """A number formatted with `spec`, or empty when it is missing (None or NaN)."""
+    return "" if _missing(x) else spec.format(x)
+
+
+def interval(lo: float | None, hi: float | None, spec: str = "{:.2f}") -> str:
+    """"[lo, hi]" formatted with `spec`, or empty when either bound is missing."""
+    return "" if _missing(lo) or _missing(hi) else f"[{spec.format(lo)}, {spec.format(hi)}]"
+
+
+def _per_example(row) -> list[float]:
+    """A row's round times divided by its examples per round, so rows of different sizes compare."""
+    return [t / row.examples for t in row.times]
 
 
 def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
@@ -40,14 +51,14 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
         base = by_variant.get(text(r.baseline)) if text(r.baseline) else None
         if base is not None and r.times and base.times:
             # speedup in examples/s terms: time per example of the baseline over this one's
-            s, lo, hi = ratio_interval([t / base.examples for t in base.times], [t / r.examples for t in r.times])
+            s, lo, hi = ratio_interval(_per_example(base), _per_example(r))
             row.update(speedup=s, speedup_lo=lo, speedup_hi=hi)
         if scenario == "training" or text(getattr(r, "bound_variant", None)):
             bound = by_variant.get(text(r.bound_variant)) if text(r.bound_variant) else None
             row["bound_examples_per_sec"] = bound.examples_per_sec if bound is not None else float("nan")
             row["step_time_ms"] = r.step_time_ms
             if bound is not None and r.times and bound.times and r.variant != r.bound_variant:
-                o, lo, hi = ratio_interval([t / r.examples for t in r.times], [t / bound.examples for t in bound.times])
+                o, lo, hi = ratio_interval(_per_example(r), _per_example(bound))
                 row.update(input_overhead=o - 1, overhead_lo=lo - 1, overhead_hi=hi - 1)
             else:
                 row.update(input_overhead=float("nan"), overhead_lo=float("nan"), overhead_hi=float("nan"))
@@ -77,16 +88,14 @@ def format_text(run: Run) -> str:
             continue
         out.append("")
         out.append(f"== {scenario} (best: {best_variant(t)})")
-        lines = []
         for r in t.itertuples():
             cells = [f"{r.variant:40s}", f"{r.examples_per_sec:12,.0f} ex/s"]
             if not math.isnan(r.speedup):
-                cells.append(f"{r.speedup:6.2f}x {_interval(r.speedup_lo, r.speedup_hi):16s} vs {r.baseline}")
+                cells.append(f"{r.speedup:6.2f}x {interval(r.speedup_lo, r.speedup_hi):16s} vs {r.baseline}")
             if "input_overhead" in t.columns and not math.isnan(r.input_overhead):
                 cells.append(f"overhead {100 * r.input_overhead:+.0f}% "
-                             f"{_interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:+.0f}')}")
-            lines.append("  ".join(cells))
-        out.extend(lines)
+                             f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:+.0f}')}")
+            out.append("  ".join(cells))
     um = unmeasured(run)
     if not um.empty:
         out.append("")
