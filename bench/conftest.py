@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep its C++ INFO lines out
 
+import shlex
 import subprocess
 import sys
 from datetime import datetime
@@ -16,6 +18,12 @@ import pytest
 from scenarios import SIZES, devices, profiling
 
 from .harness import Harness, Settings
+
+# Two worker processes by default: a variant's level differs between processes by a median 5% (90th
+# percentile 14%) on 2 cores, which rounds of one process cannot see; with two, every interval holds that
+# spread and `reports compare` can judge a change against it. 2 x 5 rounds took 7:45 at `default` with
+# profiling, against 8:32 for 1 x 9 (README has the measurements).
+DEFAULT_PROCESSES = 2
 
 _HARNESS = pytest.StashKey[Harness]()
 
@@ -34,12 +42,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--tfperf-python-tracer-level", type=int, default=0, choices=(0, 1))
     g.addoption("--tfperf-device-tracer-level", type=int, default=1, choices=(0, 1))
     g.addoption("--tfperf-no-report", action="store_true", help="do not build report.html at the end")
+    g.addoption("--tfperf-processes", type=int, default=None, metavar="N",
+                help="worker processes that each time every variant (default: 1; see README)")
+    g.addoption("--tfperf-rounds", type=int, default=None, metavar="N",
+                help="timed rounds per variant and process, 3 to 200 (default: the size's)")
+    g.addoption("--tfperf-seed", type=int, default=None, metavar="N",
+                help="seed of the shuffled round order (default: a new one each run, recorded)")
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+# pytest-benchmark's own flags that would change how benchmarks run: the suite times its rounds itself (worker
+# processes, calibrated rounds), so they would be silently ignored. Refused, with what to use instead.
+REFUSED_BENCHMARK_FLAGS = {
+    "--benchmark-disable": "the suite always measures; to run the variants once without timing, use the tests",
+    "--benchmark-skip": "select variants with -k instead",
+    "--benchmark-min-rounds": "rounds are set by --tfperf-size (and --tfperf-processes)",
+    "--benchmark-max-time": "rounds are set by --tfperf-size (and --tfperf-processes)",
+    "--benchmark-min-time": "round length is calibrated per variant (the size's min_round_s)",
+    "--benchmark-warmup": "every variant has an untimed warm-up and calibration round",
+    "--benchmark-warmup-iterations": "every variant has an untimed warm-up and calibration round",
+    "--benchmark-calibration-precision": "round length is calibrated per variant (the size's min_round_s)",
+    "--benchmark-disable-gc": "the collector is always off during a round and runs between rounds",
+    "--benchmark-timer": "rounds are timed with time.perf_counter in the worker processes",
+    "--benchmark-cprofile": "use the TensorFlow profiler pass (traces/) instead",
+}
+
+
+def _refuse_benchmark_flags(config: pytest.Config) -> None:
+    for arg in config.invocation_params.args:
+        flag = str(arg).split("=", 1)[0]
+        if flag in REFUSED_BENCHMARK_FLAGS:
+            raise pytest.UsageError(f"tfperf: {flag} does not apply to this suite: {REFUSED_BENCHMARK_FLAGS[flag]}")
 
 
 def _run_dir(config: pytest.Config, size: str) -> Path:
     root = Path(config.getoption("--tfperf-results"))
-    run_id = config.getoption("--tfperf-run-id") or f"{datetime.now():%Y%m%d-%H%M%S}-{size}"
+    given = config.getoption("--tfperf-run-id")
+    run_id = given or f"{datetime.now():%Y%m%d-%H%M%S}-{size}"
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        raise pytest.UsageError(f"tfperf: --tfperf-run-id must be one folder name of letters, digits, '.', '_' "
+                                f"and '-' (at most 100, not starting with '.' or '-'), got {run_id!r}")
     run_dir = root / run_id
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise pytest.UsageError(f"tfperf: run folder {run_dir} already exists and is not empty; a run never "
+                                "overwrites another: choose a new --tfperf-run-id or remove that folder")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -54,10 +101,22 @@ def _run_dir(config: pytest.Config, size: str) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--collect-only"):
         return
+    _refuse_benchmark_flags(config)
     size = SIZES[config.getoption("--tfperf-size")]
-    steps = config.getoption("--tfperf-profile-steps") or size.profile_steps
-    if steps < 3:
-        raise pytest.UsageError("tfperf: --tfperf-profile-steps must be at least 3 (xprof drops the edge steps)")
+    steps = config.getoption("--tfperf-profile-steps")
+    steps = size.profile_steps if steps is None else steps
+    if not 3 <= steps <= 500:
+        raise pytest.UsageError(f"tfperf: --tfperf-profile-steps must be between 3 and 500 (xprof drops the edge "
+                                f"steps; traces grow with the window), got {steps}")
+    processes = config.getoption("--tfperf-processes")
+    processes = DEFAULT_PROCESSES if processes is None else processes
+    if not 1 <= processes <= 16:
+        raise pytest.UsageError(f"tfperf: --tfperf-processes must be between 1 and 16, got {processes}")
+    rounds = config.getoption("--tfperf-rounds")
+    if rounds is not None and not 3 <= rounds <= 200:
+        raise pytest.UsageError(f"tfperf: --tfperf-rounds must be between 3 and 200, got {rounds}")
+    seed = config.getoption("--tfperf-seed")
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
     devices.configure()  # before any TensorFlow op: split the CPU into two logical devices
     settings = Settings(
         size=size, run_dir=_run_dir(config, size.name), profile=not config.getoption("--tfperf-no-profile"),
@@ -66,6 +125,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                       python=config.getoption("--tfperf-python-tracer-level"),
                                       device=config.getoption("--tfperf-device-tracer-level")),
         report=not config.getoption("--tfperf-no-report"),
+        processes=processes,
+        rounds=rounds or 0,
+        seed=seed,
+        plugins=tuple(p for p in (config.option.plugins or []) if not p.startswith("no:")),
     )
     config.stash[_HARNESS] = Harness(config, settings)
 
@@ -73,6 +136,19 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The report benchmark goes last: it reads what every other benchmark wrote."""
     items.sort(key=lambda item: item.path.name == "test_report.py")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The final selection (after -k, -m and deselection): the harness plans its blocks from it."""
+    harness = session.config.stash.get(_HARNESS, None)
+    if harness is None:
+        return
+    selection = []
+    for item in session.items:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and "scenario" in spec.params and "variant" in spec.params:
+            selection.append((spec.params["scenario"], spec.params["variant"]))
+    harness.select(selection)
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +169,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"tfperf: size {s.size.name}, results {s.run_dir}, profiling {'on' if s.profile else 'off'}"
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     harness = session.config.stash.get(_HARNESS, None)
-    if harness is None or not (harness.finished or harness.unmeasured):
+    if harness is None:
+        return
+    harness.stop()
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        harness.interrupted = True
+    if not (harness.finished or harness.unmeasured):
         return
     path = harness.write()
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -103,6 +184,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         tr.ensure_newline()
     say = tr.write_line if tr is not None else print
     say(f"tfperf: results in {path}")
+    from reports import tables
+    from reports.load import load_run
+
+    try:
+        for line in tables.resolution_lines(load_run(path))[:1]:
+            say(f"tfperf: {line}")
+    except Exception as exc:  # noqa: BLE001 - the results are written; a summary line must not fail the run
+        say(f"tfperf: could not summarise the run: {exc}")
     if harness.settings.report:
         # A fresh process: the report is built from the files alone, exactly as `python -m reports build` does.
         proc = subprocess.run([sys.executable, "-m", "reports", "build", str(harness.settings.run_dir)],
@@ -110,4 +199,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         lines = (proc.stdout if proc.returncode == 0 else proc.stderr).strip().splitlines() or ["(no output)"]
         say(lines[-1] if proc.returncode == 0 else f"tfperf: report failed: {lines[-1]}")
     if harness.settings.profile:
-        say(f"tfperf: traces: tensorboard --logdir {harness.settings.run_dir / 'traces'}")
+        say(f"tfperf: traces: tensorboard --logdir {shlex.quote(str(harness.settings.run_dir / 'traces'))}")

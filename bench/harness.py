@@ -1,35 +1,48 @@
-"""How a variant is timed, recorded and profiled. bench's tests stay one line each and call :meth:`measure`.
+"""How a variant is timed, recorded and profiled. bench's test stays one line and calls :meth:`Harness.measure`.
 
-Timing: pytest-benchmark's ``pedantic`` with one untimed warm-up round and ``Size.rounds`` timed rounds of
-one iteration each; a round is what the scenario defines (one fresh pass over a fixed number of
-examples). ``examples_per_sec`` is computed from the median round. Every round's example count is checked
-against the scenario's promise, so a pipeline that silently drops data fails instead of looking fast.
+Timing happens in worker processes (bench/worker.py), never in this pytest process: ``--tfperf-processes N``
+workers start once each and stay up; when a test needs a block that is not yet measured, every worker measures
+that whole block in turn (variants, their baselines and bounds, and the null-pair twin interleaved round by
+round), then each variant's test turns its rounds from every process into its pytest-benchmark row: the rounds
+go into pytest-benchmark's own ``Stats`` (so ``stats`` and the JSON stay its format), the pairs, the
+calibration, the warm-up and the machine's load go into ``extra_info``. The profiling pass runs once, in the
+last worker, after each block's timed rounds.
 
 Results: after every variant, ``results/<run-id>/benchmarks.json`` is rewritten atomically (temp file and
 rename) from pytest-benchmark's own JSON hooks, so Ctrl-C keeps every row that finished. Variants that
 could not be measured (skipped, failed) cannot be pytest-benchmark rows (they have no stats); they are
-listed with the same ``extra_info`` under the top-level ``tfperf.unmeasured`` key.
+listed with the same ``extra_info`` under the top-level ``tfperf.unmeasured`` key. Null pairs (the run's
+resolution) are listed under ``tfperf.null_pairs``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import random
 import re
+import signal
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from pytest_benchmark.utils import safe_dumps
 
-from scenarios import SUITE_VERSION, Size, Unsupported, Variant, profiling
+from reports import stats as rstats
+from reports.load import atomic_write
+from scenarios import SUITE_VERSION, Size, Variant, profiling
 from scenarios.core import Scenario
 from scenarios.registry import REGISTRY
+
+from .worker import TWIN, plan
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -40,6 +53,73 @@ class Settings:
     profile_steps: int
     levels: profiling.TracerLevels
     report: bool
+    processes: int = 1
+    rounds: int = 0  # timed rounds per process; 0: the size's
+    seed: int = 0
+    plugins: tuple[str, ...] = ()
+
+
+class Worker:
+    """One measurement process, started once and kept up for the run; spoken to in JSON lines."""
+
+    def __init__(self, index: int, settings: Settings):
+        self.index = index
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        logs = settings.run_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        self.log = logs / f"worker-{index + 1}.log"
+        with open(self.log, "a", encoding="utf-8") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", "--serve", str(index),
+                 *[f"--import={m}" for m in settings.plugins]],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True, cwd=os.getcwd(),
+                start_new_session=True)  # its own group: Ctrl-C reaches this process, which stops the worker
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            code = self.proc.wait()
+            last = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+            raise WorkerDied(f"worker process {self.index + 1} exited with code {code}"
+                             + (f": {last[0].strip()}" if last else "") + f" (log: {self.log})")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired, PermissionError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+def _load_summary(loads: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"per_process": loads}
+    for key in ("steal_share", "others_cpu_share", "loadavg_1m"):
+        values = [x[key] for x in loads if key in x]
+        if values:
+            out[key] = max(values)
+    out["busy"] = any(x.get("busy") for x in loads)
+    return out
 
 
 @dataclass
@@ -49,7 +129,14 @@ class Harness:
     unmeasured: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
     finished: list[Any] = field(default_factory=list)  # pytest-benchmark Metadata of complete rows
+    null_pairs: list[dict[str, Any]] = field(default_factory=list)
+    selection: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
     _envelope: tuple[dict, dict] | None = None
+    _workers: list[Worker] = field(default_factory=list)
+    _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
+    _results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _scales: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     # ---- rows -------------------------------------------------------------------------------------
     def base_info(self, scenario: Scenario, variant: Variant) -> dict[str, Any]:
@@ -58,6 +145,7 @@ class Harness:
             "variant": variant.name,
             "description": variant.description,
             "baseline": variant.baseline,
+            "more_work": variant.more_work,
             "knobs": variant.knobs(),
             **variant.knobs(),
             "size": self.settings.size.name,
@@ -67,50 +155,189 @@ class Harness:
             "status": "running",
         }
 
+    def select(self, selection: list[tuple[str, str]]) -> None:
+        """The variants this session will run (after -k and friends): the blocks are planned from them."""
+        self.selection = selection
+        for scenario_name, key, members in plan(selection):
+            for variant_name, _, _ in members:
+                self._blocks[(scenario_name, variant_name)] = (scenario_name, key, members)
+
     def measure(self, benchmark: Any, scenario_name: str, variant_name: str) -> None:
         scenario = REGISTRY[scenario_name]
         variant = scenario.variant(variant_name)
-        size = self.settings.size
         info = self.base_info(scenario, variant)
         benchmark.extra_info.update(info)
         label = f"{scenario.name}/{variant.name}"
         try:
-            scenario.check_supported(variant)
-        except Unsupported as exc:
-            self._unmeasured(benchmark, status="skipped", reason=str(exc))
-            pytest.skip(f"{label}: {exc}")
-        runnable = None
-        try:
-            runnable = scenario.build(variant, size)
-            benchmark.extra_info.update(runnable.info)
-            counts: list[int] = []
-            benchmark.pedantic(lambda: counts.append(runnable.run_round()), rounds=size.rounds,
-                               warmup_rounds=1, iterations=1)
-            wrong = [c for c in counts if c != runnable.examples_per_round]
-            if wrong:
-                raise RuntimeError(f"a round processed {wrong[0]} examples, expected {runnable.examples_per_round}")
-            median = benchmark.stats.stats.median
-            benchmark.extra_info.update(
-                examples=runnable.examples_per_round,
-                examples_per_sec=runnable.examples_per_round / median,
-                status="ok",
-            )
-            benchmark.extra_info.update(runnable.measured())
-            if "steps" in runnable.info:
-                benchmark.extra_info["step_time_ms"] = 1000 * median / runnable.info["steps"]
+            rec = self._record(scenario_name, variant_name)
+            if rec["status"] == "skipped":
+                self._unmeasured(benchmark, status="skipped", reason=rec["reason"])
+                pytest.skip(f"{label}: {rec['reason']}")
+            if rec["status"] != "ok":
+                raise RuntimeError(rec["reason"])
+            self._fill(benchmark, scenario, variant, rec)
             self.finished.append(benchmark.stats)
-            if self.settings.profile:
-                benchmark.extra_info["profile"] = self._profile(scenario, variant, runnable)
-        except Exception as exc:  # a variant that raises is recorded, and the run goes on
-            message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            self.finished = [m for m in self.finished if m is not benchmark.stats]
+        except pytest.skip.Exception:
+            raise
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        except Exception as exc:  # a variant that failed is recorded, and the run goes on
+            text = str(exc).strip()
+            message = text.splitlines()[0] if text else type(exc).__name__
+            if ":" not in message.split(" ")[0]:
+                message = message if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {message}"
             benchmark.has_error = True
             self._unmeasured(benchmark, status="failed", reason=message)
             pytest.fail(f"{label} failed: {message}", pytrace=False)
         finally:
-            if runnable is not None:
-                runnable.close()
             self.write()
+
+    # ---- measuring through the workers -----------------------------------------------------------
+    def _record(self, scenario_name: str, variant_name: str) -> dict[str, Any]:
+        key = (scenario_name, variant_name)
+        if key not in self._results:
+            if key not in self._blocks:  # a test not seen at collection (should not happen): plan it alone
+                self.select([*self.selection, key])
+            self._measure_block(self._blocks[key])
+        return self._results[key]
+
+    def _measure_block(self, block: tuple[str, str, list]) -> None:
+        scenario_name, key, members = block
+        s = self.settings
+        while len(self._workers) < s.processes:
+            self._workers.append(Worker(len(self._workers), s))
+        order = list(range(s.processes))
+        random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
+        profiler = order[-1]  # the last process to run the block profiles it, after its own timed rounds
+        replies: dict[int, dict[str, Any]] = {}
+        block_id = f"{scenario_name}/{key}"
+        error = None
+        try:
+            for p in order:
+                request = {"scenario": scenario_name, "block": key, "members": members, "size": s.size.name,
+                           "seed": f"{s.seed}/{p}/{block_id}", "scales": self._scales.get(block_id, {}),
+                           "process": p, "processes": s.processes, "run_dir": str(s.run_dir),
+                           "rounds": s.rounds or s.size.rounds,
+                           "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
+                           "levels": vars(s.levels)}
+                reply = self._workers[p].ask(request)
+                replies[p] = reply
+                self._scales.setdefault(block_id, {
+                    m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
+        except WorkerDied as exc:
+            error = str(exc)
+            self._workers = [w for w in self._workers if w.proc.poll() is None]
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop()
+            raise
+        self._assemble(scenario_name, key, members, replies, error)
+
+    def _assemble(self, scenario_name: str, key: str, members: list, replies: dict[int, dict[str, Any]],
+                  error: str | None) -> None:
+        by_name: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        loads = []
+        for p, reply in sorted(replies.items()):
+            loads.append({"process": p, **reply.get("load", {})})
+            for m in reply["members"]:
+                by_name.setdefault(m["name"], []).append((p, m))
+        load = _load_summary(loads)
+        merged: dict[str, dict[str, Any]] = {}
+        for variant_name, name, _selected in members:
+            parts = by_name.get(name, [])
+            bad = [m for _, m in parts if m["status"] != "ok"]
+            if error and len(parts) < self.settings.processes:
+                rec = {"status": "failed", "reason": error}
+            elif bad:
+                rec = {"status": bad[0]["status"], "reason": bad[0]["reason"]}
+            else:
+                rec = {"status": "ok", "times": [], "process": [], "order": [], "warmup_s": [], "load": load}
+                for p, m in parts:
+                    rec["times"] += m["times"]
+                    rec["process"] += [p] * len(m["times"])
+                    rec["order"] += m["order"]
+                    rec["warmup_s"].append(m["warmup_s"])
+                    rec["calibration_s"] = m["calibration_s"]
+                    rec.update(examples=m["examples"], passes=m["passes"], repeat=m["repeat"], info=m["info"])
+                    if m.get("profile"):
+                        rec["profile"] = m["profile"]
+            rec["variant"] = variant_name
+            merged[name] = rec
+            if not name.endswith(TWIN):
+                self._results[(scenario_name, variant_name)] = rec
+        twins = [n for _, n, _ in members if n.endswith(TWIN)]
+        for twin in twins:
+            a, b = merged.get(twin[: -len(TWIN)]), merged.get(twin)
+            if a and b and a["status"] == "ok" and b["status"] == "ok":
+                est, lo, hi = rstats.speedup(_side(b), _side(a))
+                self.null_pairs.append({
+                    "scenario": scenario_name, "block": key, "variant": a["variant"], "speedup": est, "lo": lo,
+                    "hi": hi, "a": _side(a), "b": _side(b), "load": load})
+
+    def _fill(self, benchmark: Any, scenario: Scenario, variant: Variant, rec: dict[str, Any]) -> None:
+        """The row: pytest-benchmark's own Stats from the rounds of every process, and extra_info."""
+        benchmark._mode = "tfperf: timed in worker processes (bench/worker.py)"  # the fixture counts as used
+        stats = benchmark._make_stats(1)
+        for t in rec["times"]:
+            stats.update(t)
+        times = rec["times"]
+        median = statistics.median(times)
+        per_process: dict[int, list[float]] = {}
+        for p, t in zip(rec["process"], times, strict=True):
+            per_process.setdefault(p, []).append(t)
+        cvs = [statistics.pstdev(v) / statistics.fmean(v) for v in per_process.values() if len(v) > 1]
+        info = dict(rec["info"])
+        steps = info.get("steps")
+        extra = benchmark.extra_info
+        extra.update(info)
+        extra.update(
+            status="ok", examples=rec["examples"], examples_per_sec=rec["examples"] / median,
+            round_process=rec["process"], round_position=rec["order"],
+            processes=len(per_process), rounds_per_process=[len(v) for v in per_process.values()],
+            process_medians=[statistics.median(v) for v in per_process.values()],
+            cv=statistics.median(cvs) if cvs else None,
+            warmup_s=statistics.median(rec["warmup_s"]), warmup_s_per_process=rec["warmup_s"],
+            calibration={"passes": rec["passes"], "repeat": rec["repeat"], "min_round_s": self.settings.size.min_round_s,
+                         "untimed_round_s": rec["calibration_s"], "median_round_s": median},
+            load=rec["load"], busy=rec["load"].get("busy", False),
+        )
+        if steps:
+            extra["step_time_ms"] = 1000 * median / steps
+        if "ideal_examples_per_sec" in info:
+            extra["ideal_efficiency"] = extra["examples_per_sec"] / info["ideal_examples_per_sec"]
+        pairs: dict[str, Any] = {}
+        for partner in scenario.partners(variant):
+            other = self._results.get((scenario.name, partner))
+            if other and other.get("status") == "ok":
+                pairs[partner] = {"times": other["times"], "examples": other["examples"], "process": other["process"]}
+        extra["pairs"] = pairs
+        own = _side(rec)
+        vs_base = rstats.speedup(own, pairs[variant.baseline]) if variant.baseline in pairs else None
+        bound = getattr(variant, "bound", None)
+        vs_bound = rstats.speedup(own, pairs[bound]) if bound in pairs and bound != variant.name else None
+        if vs_base:
+            extra.update(speedup=vs_base[0], speedup_lo=vs_base[1], speedup_hi=vs_base[2])
+        if vs_bound:
+            # time over the bound's time, minus one: the share of the step spent beyond compute
+            extra.update(input_overhead=1 / vs_bound[0] - 1, input_overhead_lo=1 / vs_bound[2] - 1,
+                         input_overhead_hi=1 / vs_bound[1] - 1)
+        reasons = rstats.physics_check(variant.more_work, vs_base, vs_bound)
+        if extra["busy"]:
+            reasons.append("measured while other processes used the machine's CPU "
+                           f"({100 * rec['load'].get('others_cpu_share', 0):.0f}%, steal "
+                           f"{100 * rec['load'].get('steal_share', 0):.0f}%)")
+        extra["unstable"] = bool(reasons)
+        extra["unstable_reasons"] = reasons
+        if rec.get("profile"):
+            extra["profile"] = rec["profile"]
+            self.profiles.append(rec["profile"])
+
+    def stop(self) -> None:
+        """Stop every worker process (also on failure and Ctrl-C)."""
+        for w in self._workers:
+            w.stop()
+        self._workers = []
 
     def measure_report(self, benchmark: Any) -> None:
         """Time `python -m reports build` on this run's own results and traces, in a child process, and record
@@ -156,31 +383,10 @@ class Harness:
             self.write()
 
     def _unmeasured(self, benchmark: Any, status: str, reason: str) -> None:
+        benchmark._mode = benchmark._mode or "tfperf: not measured"
         benchmark.extra_info.update(status=status, reason=reason)
         self.unmeasured.append({"name": benchmark.name, "fullname": benchmark.fullname,
                                 "extra_info": dict(benchmark.extra_info)})
-
-    # ---- profiling --------------------------------------------------------------------------------
-    def _profile(self, scenario: Scenario, variant: Variant, runnable: Any) -> dict[str, Any]:
-        from reports import traces  # xprof's converter; runs fine beside TensorFlow
-
-        run_name = f"{scenario.name}.{variant.name}"
-        logdir = self.settings.run_dir / "traces" / run_name
-        record: dict[str, Any] = {"scenario": scenario.name, "variant": variant.name, "run": run_name}
-        start = time.perf_counter()
-        try:
-            cap = profiling.capture(runnable, logdir, self.settings.profile_steps, self.settings.levels)
-            summary = traces.verify(cap.xplane, cap.steps_marked)
-            record.update(status="ok", trace=str(cap.xplane.relative_to(self.settings.run_dir)),
-                          trace_bytes=cap.xplane.stat().st_size, steps_marked=cap.steps_marked,
-                          steps_captured=summary["steps"], capture_seconds=round(cap.seconds, 3),
-                          step_ms=summary["step_ms"], input_percent=summary["input_percent"])
-        except Exception as exc:
-            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
-            print(f"\ntfperf: profile of {run_name} failed: {record['reason']}", file=sys.stderr)
-        record["total_seconds"] = round(time.perf_counter() - start, 3)
-        self.profiles.append(record)
-        return record
 
     # ---- the results file -------------------------------------------------------------------------
     def envelope(self) -> tuple[dict, dict]:
@@ -203,8 +409,15 @@ class Harness:
             "command": " ".join(["pytest", *sys.argv[1:]]),
             "profiling": {"enabled": s.profile, "steps": s.profile_steps,
                           "tracer_levels": vars(s.levels) if s.profile else None},
+            "processes": s.processes,
+            "rounds_per_process": s.rounds or s.size.rounds,
+            "min_round_s": s.size.min_round_s,
+            "seed": s.seed,
+            "selection": [f"{a}/{b}" for a, b in self.selection],
+            "interrupted": self.interrupted,
             "unmeasured": self.unmeasured,
             "profiles": self.profiles,
+            "null_pairs": self.null_pairs,
             "python": platform.python_version(),
         }
 
@@ -222,21 +435,11 @@ class Harness:
         return path
 
 
+def _side(rec: dict[str, Any]) -> dict[str, Any]:
+    return {"times": rec["times"], "examples": rec["examples"], "process": rec["process"]}
+
+
 def _tf_version() -> str:
     import tensorflow as tf
 
     return tf.__version__
-
-
-def atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a results file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -31,6 +31,9 @@ def analyse_run(run_dir: Path, profiles: list[dict[str, Any]], workers: int = 2)
     """{scenario/variant: figures} for each ok profile, and the problems met on the way."""
     jobs, problems = [], []
     for p in profiles:
+        if not isinstance(p, dict):
+            problems.append("a profile record is not an object and was ignored")
+            continue
         key = f"{p.get('scenario')}/{p.get('variant')}"
         if p.get("status") != "ok":
             problems.append(f"profile of {key} failed at capture: {p.get('reason', 'no reason given')}")

@@ -1,23 +1,27 @@
-"""Run versus run: what changed, flagged only when it is both large and real.
+"""Run versus run: what changed, flagged only when the runs' own repetition says it is real.
 
-A benchmark's change is the ratio of median round times (new / base). It is flagged as a regression or an
-improvement only when all three hold: the change exceeds its threshold (default 5%, settable per benchmark
-by a glob on its ``scenario/variant``); the rounds' distributions really differ (Mann-Whitney U,
-p < alpha); and the whole 95% bootstrap interval of the change lies beyond the threshold. The last
-condition matters because rounds of one run share that run's machine state: the rank test alone treats
-them as independent and, on a busy 2-core machine, calls ordinary run-to-run drift significant. A change
-that is large but fails the other tests is shown as "noise".
+A benchmark's change is the ratio of its time per example, new over base. Each side may be several runs
+(``compare BASE... -- NEW...``), and each run may hold several worker processes (``--tfperf-processes``):
+a *unit* is one process of one run, and a unit's value is the median of its rounds. The noise a change is
+judged against comes from that repetition, benchmark by benchmark, never from the spread of the other
+benchmarks in the comparison being judged:
 
-Run-to-run noise: on a shared 2-core machine two runs of identical code differed by a median 11% per
-benchmark (up to 40%), far beyond 5%. Most benchmarks do not change between two runs, so the spread of
-all the changes measures the machine's run-to-run noise. The *noise floor* is three robust standard
-deviations (1.4826 x MAD around their median) of the log changes; a change must also exceed it to be
-flagged. It is printed, so a user sees what this machine can detect, and is computed only from 10 or more
-shared benchmarks (``--no-noise-floor`` turns it off). The common shift (the median change) is printed
-beside it but not subtracted: when every benchmark moves at once, the machine or the code changed, and
-either way it is flagged, not hidden. Runs
-measured under different suite, TensorFlow or scenario versions, or at different sizes, are not
-comparable: every shared row is marked so and the exit status says it.
+- with two or more units on each side: a t test on the log unit values (units differ by more than rounds
+  do: a process has a level of its own, pyperf's lesson), its 95% interval, and p. The variance is the
+  spread of units *within* each side (so a real change between the sides never inflates it), and a
+  benchmark uses the larger of its own and the one pooled over its block (the variants measured with it),
+  whose degrees of freedom are many where its own two or three processes give one or two;
+- with one unit on a side: the rounds are all there is. The interval is a bootstrap of the ratio of median
+  rounds and the test a Mann-Whitney U on the rounds; where the rank test cannot reach ``alpha`` with the
+  rounds it has (with n rounds a side its smallest p is 2/C(2n, n)), the row says so and the interval alone
+  decides. Rounds of one process cannot see the spread between processes: the limits printed then are
+  lower bounds, and the table says so.
+
+A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
+interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
+row prints its *detection limit*: the half-width of its 95% interval, the smallest change this pair of runs
+could tell from noise. Runs measured under different suite, TensorFlow or scenario versions, or at different
+sizes, are not comparable: every shared row is marked so and the exit status says it.
 
 Exit status: 0 nothing flagged; 1 a flagged regression; 2 not comparable or bad input.
 """
@@ -26,10 +30,12 @@ from __future__ import annotations
 
 import fnmatch
 import html
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from .load import Run
 from .stats import differ_p, ratio_interval
@@ -38,12 +44,11 @@ from .tables import interval, number
 
 @dataclass
 class Comparison:
-    base: Run
-    new: Run
+    base: list[Run]
+    new: list[Run]
     rows: pd.DataFrame
     incomparable: list[str] = field(default_factory=list)
-    noise_floor: float | None = None  # change below which run-to-run drift explains a difference; None: off
-    common_shift: float = 0.0  # median change across the shared benchmarks
+    unmatched_patterns: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -54,6 +59,14 @@ class Comparison:
         if self.incomparable:
             return 2
         return 1 if not self.regressions.empty else 0
+
+    @property
+    def base_label(self) -> str:
+        return ", ".join(r.run_id for r in self.base)
+
+    @property
+    def new_label(self) -> str:
+        return ", ".join(r.run_id for r in self.new)
 
 
 def _versions(run: Run) -> dict[str, object]:
@@ -70,78 +83,174 @@ def _versions(run: Run) -> dict[str, object]:
             "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
 
 
-MIN_FOR_FLOOR = 10
+def _units(runs: list[Run], name: str) -> tuple[list[float], list[float]]:
+    """(unit values, all rounds) of one benchmark over a side's runs, as seconds per example."""
+    units: list[float] = []
+    rounds: list[float] = []
+    for run in runs:
+        rows = [r for r in run.frame.itertuples() if r.status == "ok" and f"{r.scenario}/{r.variant}" == name]
+        for r in rows:
+            examples = float(r.examples) if r.examples and not _nan(r.examples) else 1.0
+            per = [t / examples for t in r.times]
+            rounds += per
+            process = list(getattr(r, "round_process", None) or [])
+            if len(process) != len(per):
+                process = [0] * len(per)
+            for p in sorted(set(process)):
+                units.append(float(np.median([t for t, q in zip(per, process, strict=True) if q == p])))
+    return units, rounds
 
 
-def noise_floor(ratios: list[float]) -> tuple[float | None, float]:
-    """(floor, common shift) as fractional changes, from the new/base ratios of the shared benchmarks;
-    the floor is None with fewer than MIN_FOR_FLOOR ratios."""
-    if len(ratios) < MIN_FOR_FLOOR:
-        return None, 0.0
-    logs = np.log(np.asarray(ratios, float))
-    centre = float(np.median(logs))
-    sigma = 1.4826 * float(np.median(np.abs(logs - centre)))
-    return float(np.expm1(3 * sigma)), float(np.expm1(centre))
+def _nan(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def compare(base: Run, new: Run, threshold: float = 0.05, per_benchmark: dict[str, float] | None = None,
-            alpha: float = 0.05, use_noise_floor: bool = True) -> Comparison:
-    incomparable = [f"{k} differs: {a} vs {b}" for (k, a), b in
-                    zip(_versions(base).items(), _versions(new).values(), strict=True) if a != b]
-    b_rows = {f"{r.scenario}/{r.variant}": r for r in base.frame.itertuples() if r.status == "ok"}
-    n_rows = {f"{r.scenario}/{r.variant}": r for r in new.frame.itertuples() if r.status == "ok"}
-    shared = sorted(set(b_rows) & set(n_rows))
-    floor, shift = noise_floor([n_rows[k].median_s / b_rows[k].median_s for k in shared
-                                if b_rows[k].median_s and n_rows[k].median_s]) if use_noise_floor else (None, 0.0)
+def rank_test_reach(n: int, m: int) -> float:
+    """The smallest two-sided p a Mann-Whitney U test can give with n and m rounds."""
+    if n < 1 or m < 1:
+        return 1.0
+    return 2.0 / math.comb(n + m, n)
+
+
+def unit_variance(base_units: list[float], new_units: list[float]) -> tuple[float, int]:
+    """Variance of log unit values within each side (each side around its own mean: a real change between the
+    sides does not enter it), pooled over both sides, and its degrees of freedom."""
+    ss, df = 0.0, 0
+    for units in (base_units, new_units):
+        if len(units) >= 2:
+            logs = np.log(units)
+            ss += float(((logs - logs.mean()) ** 2).sum())
+            df += len(units) - 1
+    return (ss / df if df else float("nan")), df
+
+
+def judge(base_units: list[float], base_rounds: list[float], new_units: list[float], new_rounds: list[float],
+          alpha: float, pooled: tuple[float, int] | None = None) -> dict[str, object]:
+    """Change (fraction), its 95% interval, p, the detection limit, and which test was used. `pooled` is the
+    block's pooled unit variance and its degrees of freedom: the benchmark uses the larger of its own and that
+    (its own two or three processes alone say little about their spread)."""
+    if len(base_units) >= 2 and len(new_units) >= 2:
+        own, own_df = unit_variance(base_units, new_units)
+        var, df = own, own_df
+        if pooled is not None and pooled[1] > own_df and not math.isnan(pooled[0]):
+            var, df = max(own, pooled[0]), pooled[1]
+        a, b = np.log(new_units), np.log(base_units)
+        diff = float(a.mean() - b.mean())
+        se = math.sqrt(var * (1 / len(a) + 1 / len(b))) or 1e-12
+        q = float(sps.t.ppf(0.975, df))
+        p = float(2 * sps.t.sf(abs(diff) / se, df))
+        change, lo, hi = math.expm1(diff), math.expm1(diff - q * se), math.expm1(diff + q * se)
+        return {"change": change, "lo": lo, "hi": hi, "p": p, "limit": math.expm1(q * se),
+                "test": f"t over {len(new_units)}+{len(base_units)} processes ({df} df)", "test_can_reach": True}
+    ratio, lo, hi = ratio_interval(new_rounds, base_rounds)
+    p = differ_p(new_rounds, base_rounds)
+    reach = rank_test_reach(len(new_rounds), len(base_rounds)) < alpha
+    limit = (hi - lo) / 2 if not (_nan(lo) or _nan(hi)) else float("nan")
+    test = "rank test over rounds" if reach else f"interval only (the rank test cannot reach p < {alpha:g} " \
+        f"with {len(new_rounds)}+{len(base_rounds)} rounds)"
+    return {"change": ratio - 1, "lo": lo - 1, "hi": hi - 1, "p": p, "limit": limit, "test": test,
+            "test_can_reach": reach}
+
+
+def _group(runs: list[Run], name: str) -> str:
+    """The block a benchmark was measured in (scenario plus cost or model), for pooling unit variances."""
+    for run in runs:
+        f = run.frame
+        for r in f.itertuples():
+            if f"{r.scenario}/{r.variant}" == name:
+                key = getattr(r, "cost", None) or getattr(r, "model", None)
+                return f"{r.scenario}/{key if isinstance(key, str) else ''}"
+    return name
+
+
+def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05,
+            per_benchmark: dict[str, float] | None = None, alpha: float = 0.05) -> Comparison:
+    bases = base if isinstance(base, list) else [base]
+    news = new if isinstance(new, list) else [new]
+    ref = _versions(bases[0])
+    incomparable = []
+    for run in bases[1:] + news:
+        for (k, a), b in zip(ref.items(), _versions(run).values(), strict=True):
+            if a != b:
+                incomparable.append(f"{k} differs: {a} ({bases[0].run_id}) vs {b} ({run.run_id})")
+
+    def names(runs: list[Run]) -> set[str]:
+        return {f"{r.scenario}/{r.variant}" for run in runs for r in run.frame.itertuples() if r.status == "ok"}
+
+    b_names, n_names = names(bases), names(news)
+    every = sorted(b_names | n_names)
+    patterns = per_benchmark or {}
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
+    units = {name: (_units(bases, name), _units(news, name)) for name in sorted(b_names & n_names)}
+    pools: dict[str, list[tuple[float, int]]] = {}
+    for name, ((bu, _), (nu, _)) in units.items():
+        var, df = unit_variance(bu, nu)
+        if df:
+            pools.setdefault(_group(bases, name), []).append((var, df))
+    pooled = {g: (sum(v * d for v, d in xs) / sum(d for _, d in xs), sum(d for _, d in xs)) for g, xs in pools.items()}
     out = []
-    for name in sorted(set(b_rows) | set(n_rows)):
-        b, n = b_rows.get(name), n_rows.get(name)
+    for name in every:
         limit = threshold
-        for pattern, value in (per_benchmark or {}).items():
+        for pattern, value in patterns.items():
             if fnmatch.fnmatchcase(name, pattern):
                 limit = value
-        row = {"benchmark": name, "base_median_s": getattr(b, "median_s", None),
-               "new_median_s": getattr(n, "median_s", None), "change": float("nan"), "lo": float("nan"),
-               "hi": float("nan"), "p": float("nan"), "threshold": limit}
-        if b is None or n is None:
-            row["flag"] = "only in new" if b is None else "only in base"
+        row: dict[str, object] = {"benchmark": name, "base_s": float("nan"), "new_s": float("nan"),
+                                  "change": float("nan"), "lo": float("nan"), "hi": float("nan"), "p": float("nan"),
+                                  "limit": float("nan"), "test": "", "threshold": limit,
+                                  "units": ""}
+        if name not in b_names or name not in n_names:
+            row["flag"] = "only in new" if name not in b_names else "only in base"
+            out.append(row)
+            continue
+        (bu, br), (nu, nr) = units[name]
+        row.update(judge(bu, br, nu, nr, alpha, pooled.get(_group(bases, name))))
+        row.update(base_s=float(np.median(br)), new_s=float(np.median(nr)), units=f"{len(bu)}/{len(nu)}")
+        change, lo, hi = float(row["change"]), float(row["lo"]), float(row["hi"])  # type: ignore[arg-type]
+        significant = (not row["test_can_reach"]) or float(row["p"]) < alpha  # type: ignore[arg-type]
+        if incomparable:
+            row["flag"] = "not comparable"
+        elif abs(change) > limit and significant and (lo > limit or hi < -limit):
+            row["flag"] = "regression" if change > 0 else "improvement"
+        elif abs(change) > limit:
+            row["flag"] = "noise"  # large, but not distinguishable from this benchmark's own repetition
         else:
-            ratio, lo, hi = ratio_interval(n.times, b.times)
-            p = differ_p(n.times, b.times)
-            row.update(change=ratio - 1, lo=lo - 1, hi=hi - 1, p=p)
-            if incomparable:
-                row["flag"] = "not comparable"
-            elif abs(ratio - 1) > max(limit, floor or 0.0) and p < alpha and (lo - 1 > limit or hi - 1 < -limit):
-                row["flag"] = "regression" if ratio > 1 else "improvement"
-            elif abs(ratio - 1) > limit:
-                row["flag"] = "noise"  # large but not distinguishable from the rounds' spread
-            else:
-                row["flag"] = ""
+            row["flag"] = ""
         out.append(row)
-    return Comparison(base=base, new=new, rows=pd.DataFrame(out), incomparable=incomparable, noise_floor=floor,
-                      common_shift=shift)
-
-
-def _floor_line(c: Comparison) -> str:
-    if c.noise_floor is None:
-        return "noise floor: off (fewer than 10 shared benchmarks, or --no-noise-floor)"
-    return (f"noise floor: {100 * c.noise_floor:.1f}% (3 robust SDs of the changes across the shared benchmarks; "
-            f"smaller changes are not flagged); common shift of all benchmarks: {100 * c.common_shift:+.1f}%")
+    return Comparison(base=bases, new=news, rows=pd.DataFrame(out), incomparable=incomparable,
+                      unmatched_patterns=unmatched)
 
 
 def _interval(lo: float, hi: float) -> str:
     return interval(100 * lo, 100 * hi, "{:+.1f}%")
 
 
+def summary_lines(c: Comparison) -> list[str]:
+    rows = c.rows[c.rows["limit"].notna()]
+    lines = []
+    if not rows.empty:
+        limits = 100 * rows["limit"].astype(float)
+        lines.append(f"detection limit (half-width of each change's 95% interval): median {limits.median():.1f}%, "
+                     f"{int((limits <= 10).sum())} of {len(limits)} benchmarks at or below 10%")
+        if rows["test"].astype(str).str.contains("rounds").any():
+            lines.append("one process on a side: the rounds of one process cannot see the spread between "
+                         "processes, so these limits are lower bounds (run with --tfperf-processes 2 or more, "
+                         "or give several runs per side: compare BASE... -- NEW...)")
+    for p in c.unmatched_patterns:
+        lines.append(f"--threshold-for pattern {p!r} matches no benchmark")
+    return lines
+
+
 def format_text(c: Comparison) -> str:
-    lines = [f"base {c.base.run_id}  ->  new {c.new.run_id}"]
+    lines = [f"base {c.base_label}  ->  new {c.new_label}"]
     lines += [f"NOT COMPARABLE: {w}" for w in c.incomparable]
-    lines.append(_floor_line(c))
-    lines.append(f"{'benchmark':52s} {'base s':>9s} {'new s':>9s} {'change':>8s} {'95% interval':>18s} {'p':>6s}  flag")
+    lines += summary_lines(c)
+    lines.append(f"{'benchmark':48s} {'base us/ex':>10s} {'new us/ex':>10s} {'change':>8s} {'95% interval':>18s} "
+                 f"{'limit':>6s} {'p':>6s}  flag")
     for r in c.rows.itertuples():
-        lines.append(f"{r.benchmark[:52]:52s} {number(r.base_median_s, '{:9.4f}'):>9s} "
-                     f"{number(r.new_median_s, '{:9.4f}'):>9s} {number(100 * r.change, '{:+7.1f}%'):>8s} "
-                     f"{_interval(r.lo, r.hi):>18s} {number(r.p, '{:6.3f}'):>6s}  {r.flag}")
+        lines.append(f"{r.benchmark[:48]:48s} {number(1e6 * r.base_s, '{:10.2f}'):>10s} "
+                     f"{number(1e6 * r.new_s, '{:10.2f}'):>10s} {number(100 * r.change, '{:+7.1f}%'):>8s} "
+                     f"{_interval(r.lo, r.hi):>18s} {number(100 * r.limit, '{:5.1f}%'):>6s} "
+                     f"{number(r.p, '{:6.3f}'):>6s}  {r.flag}")
     flagged = c.rows[c.rows["flag"].isin(["regression", "improvement"])]
     lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
                  f"flagged of {len(c.rows)} benchmarks")
@@ -151,21 +260,25 @@ def format_text(c: Comparison) -> str:
 def format_html(c: Comparison) -> str:
     esc = html.escape
     colour = {"regression": "#f8d7da", "improvement": "#d4edda", "not comparable": "#fff3cd"}
-    body = [f"<h1>tfperf compare: {esc(c.base.run_id)} &rarr; {esc(c.new.run_id)}</h1>"]
+    body = [f"<h1>tfperf compare: {esc(c.base_label)} &rarr; {esc(c.new_label)}</h1>"]
     for w in c.incomparable:
         body.append(f"<p style='background:#fff3cd;padding:6px'><b>Not comparable:</b> {esc(w)}</p>")
-    body.append(f"<p>{esc(_floor_line(c))}</p>")
-    body.append("<table><tr><th>benchmark</th><th>base median (s)</th><th>new median (s)</th><th>change</th>"
-                "<th>95% interval</th><th>p</th><th>threshold</th><th>flag</th></tr>")
+    body += [f"<p>{esc(line)}</p>" for line in summary_lines(c)]
+    body.append("<table><tr><th>benchmark</th><th>base (us/example)</th><th>new (us/example)</th><th>change</th>"
+                "<th>95% interval</th><th>detection limit</th><th>p</th><th>test</th><th>threshold</th>"
+                "<th>flag</th></tr>")
     for r in c.rows.itertuples():
         style = f" style='background:{colour[r.flag]}'" if r.flag in colour else ""
-        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{number(r.base_median_s, '{:.4f}')}</td>"
-                    f"<td>{number(r.new_median_s, '{:.4f}')}</td><td>{number(r.change * 100, '{:+.1f}%')}</td>"
-                    f"<td>{_interval(r.lo, r.hi)}</td><td>{number(r.p, '{:.3f}')}</td><td>{100 * r.threshold:.0f}%</td>"
+        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{number(1e6 * r.base_s, '{:.2f}')}</td>"
+                    f"<td>{number(1e6 * r.new_s, '{:.2f}')}</td><td>{number(r.change * 100, '{:+.1f}%')}</td>"
+                    f"<td>{_interval(r.lo, r.hi)}</td><td>{number(100 * r.limit, '{:.1f}%')}</td>"
+                    f"<td>{number(r.p, '{:.3f}')}</td><td>{esc(str(r.test))}</td><td>{100 * r.threshold:.0f}%</td>"
                     f"<td>{esc(r.flag)}</td></tr>")
-    body.append("</table><p>A change is flagged only when it exceeds its threshold, a Mann-Whitney U test on the "
-                "rounds gives p &lt; alpha, and its whole 95% interval lies beyond the threshold.</p>")
+    body.append("</table><p>A change is flagged only when it exceeds its threshold, its whole 95% interval lies "
+                "beyond the threshold, and its test (where the test can reach significance) gives p &lt; alpha. "
+                "Noise comes from each benchmark's own repetition: processes and runs where there are two or "
+                "more a side, else rounds.</p>")
     css = "body{font-family:system-ui,sans-serif;margin:24px} td,th{border:1px solid #ccc;padding:3px 6px}" \
-          " table{border-collapse:collapse;font-size:.85em}"
+          " table{border-collapse:collapse;font-size:.85em} td:first-child,th:first-child{text-align:left}"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tfperf compare</title><style>{css}</style>" \
            f"</head><body>{''.join(body)}</body></html>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from . import tables
 from .analysis import analyse_run
-from .load import Run
+from .load import Run, atomic_write
 from .tables import number
 
 esc = html.escape
@@ -59,7 +60,7 @@ def _table(headers: list[str], rows: list[list[str]], bold_first: str | None = N
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for r in rows:
-        cls = ' class="best"' if bold_first is not None and r and r[0] == esc(bold_first) else ""
+        cls = ' class="best"' if bold_first is not None and r and r[0].endswith(f">{esc(bold_first)}</span>") else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -86,20 +87,29 @@ def _throughput(page: Page, run: Run, scenario: str) -> None:
 def _speedups(page: Page, scenario: str, t) -> None:
     best = tables.best_variant(t)
     training = "input_overhead" in t.columns
-    headers = ["variant", "examples/s", "median round (s)", "rounds", "speedup", "95% interval", "vs"]
+    headers = ["variant", "examples/s", "median round (s)", "rounds", "CV", "warm-up (s)", "speedup",
+               "95% interval", "vs", "reading"]
     if training:
         headers += ["step (ms)", "bound ex/s", "input overhead", "95% interval"]
     rows = []
     for r in t.sort_values("examples_per_sec", ascending=False).itertuples():
-        row = [esc(r.variant), number(r.examples_per_sec), number(r.median_s, "{:.4f}"), str(r.rounds),
-               number(r.speedup, "{:.2f}x"), esc(tables.interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline)]
+        reading = tables.finding(r._asdict())
+        if r.unstable:
+            reading = f"unstable: {r.unstable_reasons}"
+        row = [f"<span title='{esc(r.description)}'>{esc(r.variant)}</span>", number(r.examples_per_sec),
+               number(r.median_s, "{:.4f}"), str(r.rounds), number(None if tables.text(r.cv) == "" else 100 * float(r.cv), "{:.1f}%"),
+               number(None if tables.text(r.warmup_s) == "" else float(r.warmup_s), "{:.2f}"),
+               number(r.speedup, "{:.2f}x"),
+               esc(tables.interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline), esc(reading)]
         if training:
             row += [number(r.step_time_ms, "{:.2f}"), number(r.bound_examples_per_sec),
                     number(100 * r.input_overhead, "{:+.0f}%"),
                     esc(tables.interval(100 * r.overhead_lo, 100 * r.overhead_hi, "{:+.0f}%"))]
         rows.append(row)
     page.add(f"<p>Best: <b>{esc(str(best))}</b>. Speedup = baseline's time per example over this variant's, "
-             "from median rounds; interval from a bootstrap over rounds.</p>")
+             "the median over rounds in which both ran (interleaved, in a shuffled order, in the same process); "
+             "95% interval from a bootstrap over processes, then rounds. A speedup is a finding only when its "
+             "interval excludes 1 and the row passes the physics check.</p>")
     page.add(_table(headers, rows, bold_first=best))
 
 
@@ -191,6 +201,11 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     page = Page()
     title = f"tfperf report: {run.run_id}"
     page.add(f"<h1>{esc(title)}</h1>")
+    if run.meta.get("interrupted"):
+        page.add("<div class='partial' id='interrupted'><b>Interrupted.</b> This run was stopped before every "
+                 "selected variant ran; what finished is below.</div>")
+    page.add("<div id='resolution'><b>How sure this run is.</b><pre>"
+             + esc("\n".join(tables.resolution_lines(run))) + "</pre></div>")
     if problems:
         items = "".join(f"<li>{esc(p)}</li>" for p in problems)
         page.add(f"<div class='partial' id='partial'><b>Partial report.</b><ul>{items}</ul></div>")
@@ -211,8 +226,9 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     page.add("<h2>Traces</h2>")
     if traces_dir.is_dir():
         page.add(f"<p>Open every profiled variant in TensorBoard's profile plugin:</p>"
-                 f"<pre>tensorboard --logdir {esc(str(traces_dir))}</pre>"
-                 f"<p>or with xprof's own viewer: <code>xprof --logdir {esc(str(traces_dir))} --port 6006</code>. "
+                 f"<pre>tensorboard --logdir {esc(shlex.quote(str(traces_dir)))}</pre>"
+                 f"<p>or with xprof's own viewer: <code>xprof --logdir {esc(shlex.quote(str(traces_dir)))} --port 6006"
+                 "</code>. "
                  "Each variant is a run named <code>scenario.variant</code>.</p>")
     else:
         page.add("<p class='muted'>This run has no traces folder.</p>")
@@ -234,7 +250,5 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
 def build(run: Run, out: Path | None = None, workers: int = 2) -> tuple[Path, int, list[str]]:
     doc, charts, problems = render(run, workers=workers)
     path = out or run.path / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, doc)
     return path, charts, problems

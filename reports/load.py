@@ -9,6 +9,8 @@ marked partial).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,10 @@ class ReportError(Exception):
 
 FIELDS = ("scenario", "variant", "baseline", "description", "status", "reason", "examples", "examples_per_sec",
           "batch_size", "device", "size", "tf_version", "suite_version", "scenario_version", "cost", "loop", "model",
-          "strategy", "precision", "input", "input_variant", "bound_variant", "steps", "step_time_ms")
+          "strategy", "precision", "input", "input_variant", "bound_variant", "steps", "step_time_ms",
+          "more_work", "speedup", "speedup_lo", "speedup_hi", "input_overhead", "input_overhead_lo",
+          "input_overhead_hi", "unstable", "unstable_reasons", "cv", "warmup_s", "busy", "processes",
+          "ideal_examples_per_sec", "ideal_efficiency", "latency_width", "simulator_cpu_us")
 
 
 @dataclass
@@ -45,19 +50,51 @@ class Run:
         return list(self.meta.get("profiles") or [])
 
     @property
+    def null_pairs(self) -> list[dict[str, Any]]:
+        return [p for p in self.meta.get("null_pairs") or [] if isinstance(p, dict)]
+
+    @property
     def machine(self) -> dict[str, Any]:
         return dict(self.raw.get("machine_info") or {})
 
 
-def _row(run_id: str, bench: dict[str, Any], measured: bool) -> dict[str, Any]:
-    info = bench.get("extra_info") or {}
+NUMERIC = ("examples", "examples_per_sec", "batch_size", "steps", "step_time_ms", "speedup", "speedup_lo",
+           "speedup_hi", "input_overhead", "input_overhead_lo", "input_overhead_hi", "cv", "warmup_s",
+           "ideal_examples_per_sec", "ideal_efficiency")
+STATS = ("median", "mean", "stddev", "iqr", "q1", "q3", "min", "max")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _row(run_id: str, bench: dict[str, Any], measured: bool, problems: list[str], file: Path) -> dict[str, Any]:
+    info = bench.get("extra_info")
+    if not isinstance(info, dict):
+        if info is not None:
+            problems.append(f"{file}: {bench.get('name')}: extra_info is not an object; ignored")
+        info = {}
     row: dict[str, Any] = {"run": run_id, "name": bench.get("name"), "fullname": bench.get("fullname")}
     for key in FIELDS:
         row[key] = info.get(key)
-    row["knobs"] = info.get("knobs") or {}
-    row["profile"] = info.get("profile") or {}
-    row["tf_data_options"] = info.get("tf_data_options") or {}
+    for key in NUMERIC:
+        if row.get(key) is not None and not _number(row[key]):
+            problems.append(f"{file}: {bench.get('name')}: extra_info.{key} is not a number ({row[key]!r}); ignored")
+            row[key] = None
+    for key in ("knobs", "profile", "tf_data_options"):
+        value = info.get(key)
+        row[key] = value if isinstance(value, dict) else {}
+    process = info.get("round_process")
+    row["round_process"] = list(process) if isinstance(process, list) and all(_number(p) for p in process) else []
     stats = bench.get("stats") if measured else None
+    if measured and stats is not None:
+        data = stats.get("data") if isinstance(stats, dict) else None
+        if not (isinstance(data, list) and data and all(_number(t) and t > 0 for t in data)
+                and all(_number(stats.get(k)) for k in STATS if k in stats)):
+            problems.append(f"{file}: {bench.get('name')}: stats are malformed (stats.data must be a list of "
+                            "positive numbers); the row is listed as not measured")
+            stats = None
+            row["status"], row["reason"] = "failed", "malformed stats in the results file"
     if stats:
         row.update(median_s=stats.get("median"), mean_s=stats.get("mean"), stddev_s=stats.get("stddev"),
                    iqr_s=stats.get("iqr"), q1_s=stats.get("q1"), q3_s=stats.get("q3"), rounds=stats.get("rounds"),
@@ -65,8 +102,12 @@ def _row(run_id: str, bench: dict[str, Any], measured: bool) -> dict[str, Any]:
     else:
         row.update(median_s=None, mean_s=None, stddev_s=None, iqr_s=None, q1_s=None, q3_s=None, rounds=0,
                    min_s=None, max_s=None, times=[])
+    if len(row["round_process"]) != len(row["times"]):
+        row["round_process"] = [0] * len(row["times"])
+    if row["examples"] is None and row["times"]:
+        row["examples"] = 1  # a plain pytest-benchmark row: one "example" per round
     if not row["status"]:
-        row["status"] = "ok" if measured else "unknown"
+        row["status"] = "ok" if row["times"] else "unknown"
     if row["variant"] is None:  # a plain pytest-benchmark row, not written by tfperf
         row["variant"] = bench.get("name")
         row["scenario"] = row["scenario"] or bench.get("group") or "other"
@@ -87,19 +128,27 @@ def load_run(path: str | Path) -> Run:
         raise ReportError(f"cannot read {file}: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("benchmarks"), list):
         raise ReportError(f"{file} is not a pytest-benchmark results file (no 'benchmarks' list)")
-    run_id = str((raw.get("tfperf") or {}).get("run_id") or file.parent.name)
+    run_id = str((raw.get("tfperf") if isinstance(raw.get("tfperf"), dict) else {}).get("run_id") or file.parent.name)
     problems: list[str] = []
     if "tfperf" not in raw:
         problems.append("no tfperf section: written by plain pytest-benchmark, so no skipped rows or traces")
+    section = raw.get("tfperf")
+    if section is not None and not isinstance(section, dict):
+        problems.append(f"{file}: the tfperf section is not an object; ignored")
+        raw["tfperf"] = section = {}
+    for key in ("profiles", "unmeasured", "null_pairs"):
+        if section and key in section and not isinstance(section[key], list):
+            problems.append(f"{file}: tfperf.{key} is not a list; ignored")
+            section[key] = []
     rows = []
     for bench in raw["benchmarks"]:
         if not isinstance(bench, dict):
             problems.append("a benchmark entry is not an object and was ignored")
             continue
-        rows.append(_row(run_id, bench, measured=True))
-    for bench in (raw.get("tfperf") or {}).get("unmeasured") or []:
+        rows.append(_row(run_id, bench, True, problems, file))
+    for bench in (section or {}).get("unmeasured") or []:
         if isinstance(bench, dict):
-            rows.append(_row(run_id, bench, measured=False))
+            rows.append(_row(run_id, bench, False, problems, file))
     frame = pd.DataFrame(rows, columns=None if rows else ["run", "name", *FIELDS, "median_s", "times"])
     if frame.empty:
         problems.append("the run holds no benchmark rows")
@@ -109,3 +158,32 @@ def load_run(path: str | Path) -> Run:
 def load_runs(paths: list[str | Path]) -> pd.DataFrame:
     """Many runs, one frame (a `run` column tells them apart)."""
     return pd.concat([load_run(p).frame for p in paths], ignore_index=True)
+
+
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write a file whole or not at all: a unique temporary file in the same folder, flushed and fsynced, then
+    renamed over the target; on any error the temporary file is removed. Permissions follow the process's umask
+    (read without changing it), as a plain open() would."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process umask, read from /proc (os.umask would have to set it to read it, process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022

@@ -39,3 +39,66 @@ def differ_p(a: Sequence[float], b: Sequence[float]) -> float:
     if len(set(a)) == 1 and set(a) == set(b):
         return 1.0
     return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+# ---- paired comparisons ---------------------------------------------------------------------------------
+# A speedup is measured as pairs: the variant and its baseline timed in the same rounds (same process, same
+# shuffled pass over the block), so the machine's drift and the process's level cancel within each pair.
+# Estimate: the median over rounds of the per-round ratio of time per example. Interval: a seeded
+# hierarchical bootstrap, processes resampled first and rounds within each process second, so the spread
+# between processes is part of the uncertainty (pyperf's lesson), not averaged away.
+
+
+def pair_ratios(num: Sequence[float], num_examples: float, den: Sequence[float], den_examples: float,
+                process: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-round ratios (num time per example) / (den time per example), and each round's process."""
+    n = min(len(num), len(den))
+    a = np.asarray(num[:n], float) / float(num_examples)
+    b = np.asarray(den[:n], float) / float(den_examples)
+    groups = np.asarray(process[:n] if process is not None and len(process) >= n else [0] * n, int)
+    return a / b, groups
+
+
+def paired_interval(ratios: np.ndarray, groups: np.ndarray | None = None, level: float = 0.95,
+                    resamples: int = BOOTSTRAP) -> tuple[float, float, float]:
+    """(median ratio, lo, hi); nan bounds with fewer than 3 pairs."""
+    r = np.asarray(ratios, float)
+    if len(r) == 0:
+        return float("nan"), float("nan"), float("nan")
+    est = float(np.exp(np.median(np.log(r))))
+    if len(r) < 3:
+        return est, float("nan"), float("nan")
+    g = np.zeros(len(r), int) if groups is None else np.asarray(groups, int)
+    logs = np.log(r)
+    by_group = [logs[g == k] for k in np.unique(g)]
+    rng = np.random.default_rng(SEED)
+    meds = np.empty(resamples)
+    for i in range(resamples):
+        picked = rng.integers(0, len(by_group), len(by_group)) if len(by_group) > 1 else [0]
+        sample = np.concatenate([rng.choice(by_group[k], size=len(by_group[k])) for k in picked])
+        meds[i] = np.median(sample)
+    lo, hi = np.quantile(meds, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return est, float(np.exp(lo)), float(np.exp(hi))
+
+
+def speedup(variant: dict, partner: dict) -> tuple[float, float, float]:
+    """Speedup of `variant` over `partner` (> 1: the variant is faster per example), from paired rounds.
+    Each argument: {"times": [...], "examples": n, "process": [...]} with rounds aligned."""
+    ratios, groups = pair_ratios(partner["times"], partner["examples"], variant["times"], variant["examples"],
+                                 variant.get("process"))
+    return paired_interval(ratios, groups)
+
+
+def physics_check(more_work: bool, vs_baseline: tuple[float, float, float] | None,
+                  vs_bound: tuple[float, float, float] | None) -> list[str]:
+    """Reasons a row contradicts the work it does (empty: none). A variant doing strictly more work than its
+    baseline cannot be significantly faster; an input variant cannot be significantly faster than the same
+    steps fed from memory (its compute-only bound). Such a row is unstable, never a finding."""
+    reasons = []
+    if more_work and vs_baseline is not None and vs_baseline[1] > 1:
+        reasons.append(f"does more work than its baseline but measured {vs_baseline[0]:.2f}x faster "
+                       f"[{vs_baseline[1]:.2f}, {vs_baseline[2]:.2f}]")
+    if vs_bound is not None and vs_bound[1] > 1:
+        reasons.append(f"measured {vs_bound[0]:.2f}x faster than its compute-only bound "
+                       f"[{vs_bound[1]:.2f}, {vs_bound[2]:.2f}]")
+    return reasons

@@ -40,30 +40,93 @@ def _per_example(row) -> list[float]:
     return [t / row.examples for t in row.times]
 
 
+def _paired(r, prefix: str) -> tuple[float, float, float] | None:
+    """A paired figure the run recorded (measured in interleaved rounds), or None for older results files."""
+    value = getattr(r, prefix, None)
+    if _missing(value):
+        return None
+    return float(value), float(getattr(r, prefix + "_lo")), float(getattr(r, prefix + "_hi"))
+
+
 def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
     frame = run.frame[(run.frame["scenario"] == scenario) & (run.frame["status"] == "ok")]
     by_variant = {r.variant: r for r in frame.itertuples()}
     rows = []
     for r in frame.itertuples():
-        row = {"variant": r.variant, "examples_per_sec": r.examples_per_sec, "median_s": r.median_s,
+        reasons = getattr(r, "unstable_reasons", None)
+        row = {"variant": r.variant, "description": text(getattr(r, "description", "")),
+               "examples_per_sec": r.examples_per_sec, "median_s": r.median_s,
                "rounds": r.rounds, "baseline": text(r.baseline), "speedup": float("nan"),
-               "speedup_lo": float("nan"), "speedup_hi": float("nan")}
+               "speedup_lo": float("nan"), "speedup_hi": float("nan"), "paired": False,
+               "cv": getattr(r, "cv", float("nan")), "warmup_s": getattr(r, "warmup_s", float("nan")),
+               "unstable": bool(getattr(r, "unstable", False) is True),
+               "unstable_reasons": "; ".join(reasons) if isinstance(reasons, list) else ""}
         base = by_variant.get(text(r.baseline)) if text(r.baseline) else None
-        if base is not None and r.times and base.times:
-            # speedup in examples/s terms: time per example of the baseline over this one's
+        paired = _paired(r, "speedup")
+        if paired is not None:
+            row.update(speedup=paired[0], speedup_lo=paired[1], speedup_hi=paired[2], paired=True)
+        elif base is not None and r.times and base.times:
+            # an older results file: time per example of the baseline over this one's, two medians apart
             s, lo, hi = ratio_interval(_per_example(base), _per_example(r))
             row.update(speedup=s, speedup_lo=lo, speedup_hi=hi)
         if scenario == "training" or text(getattr(r, "bound_variant", None)):
             bound = by_variant.get(text(r.bound_variant)) if text(r.bound_variant) else None
             row["bound_examples_per_sec"] = bound.examples_per_sec if bound is not None else float("nan")
             row["step_time_ms"] = r.step_time_ms
-            if bound is not None and r.times and bound.times and r.variant != r.bound_variant:
+            overhead = _paired(r, "input_overhead")
+            if overhead is not None:
+                row.update(input_overhead=overhead[0], overhead_lo=overhead[1], overhead_hi=overhead[2])
+            elif bound is not None and r.times and bound.times and r.variant != r.bound_variant:
                 o, lo, hi = ratio_interval(_per_example(r), _per_example(bound))
                 row.update(input_overhead=o - 1, overhead_lo=lo - 1, overhead_hi=hi - 1)
             else:
                 row.update(input_overhead=float("nan"), overhead_lo=float("nan"), overhead_hi=float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def resolution(run: Run) -> list[dict]:
+    """The run's null pairs: one variant timed as two benchmarks in the same rounds. Their intervals are the
+    smallest differences this run can tell from noise."""
+    out = []
+    for p in run.null_pairs:
+        try:
+            est, lo, hi = float(p["speedup"]), float(p["lo"]), float(p["hi"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        half = max(abs(lo - 1), abs(hi - 1)) if not (_missing(lo) or _missing(hi)) else float("nan")
+        out.append({"scenario": p.get("scenario"), "block": p.get("block"), "variant": p.get("variant"),
+                    "speedup": est, "lo": lo, "hi": hi, "resolves": half})
+    return out
+
+
+def resolution_lines(run: Run) -> list[str]:
+    res = resolution(run)
+    if not res:
+        return ["resolution: this run has no null pair (an older results file, or no block was measured)"]
+    finite = [r["resolves"] for r in res if not _missing(r["resolves"])]
+    lines = []
+    if finite:
+        lines.append(f"resolution: this run resolves differences above +/-{100 * max(finite):.1f}% "
+                     f"(the widest null-pair interval; per block below)")
+    for r in res:
+        lines.append(f"  null pair {r['scenario']}/{r['variant']} against itself: {r['speedup']:.3f}x "
+                     f"{interval(r['lo'], r['hi'], '{:.3f}')}")
+    return lines
+
+
+def finding(row) -> str:
+    """How a speedup reads: a finding only when its interval excludes 1 and the row passed the physics check."""
+    if row.get("unstable"):
+        return "unstable"
+    lo, hi = row.get("speedup_lo"), row.get("speedup_hi")
+    if _missing(lo) or _missing(hi):
+        return ""
+    if lo > 1:
+        return "faster"
+    if hi < 1:
+        return "slower"
+    return "no difference resolved"
 
 
 def best_variant(table: pd.DataFrame) -> str | None:
@@ -80,6 +143,9 @@ def unmeasured(run: Run) -> pd.DataFrame:
 def format_text(run: Run) -> str:
     """The terminal view of a run: a table per scenario, then what was not measured."""
     out = [f"run {run.run_id}  size {run.meta.get('size', '?')}  TF {_tf(run)}"]
+    if run.meta.get("interrupted"):
+        out.append("INTERRUPTED: this run was stopped before every selected variant ran")
+    out += resolution_lines(run)
     for problem in run.problems:
         out.append(f"partial: {problem}")
     for scenario in sorted(run.frame["scenario"].dropna().unique()):
@@ -91,10 +157,13 @@ def format_text(run: Run) -> str:
         for r in t.itertuples():
             cells = [f"{r.variant:40s}", f"{r.examples_per_sec:12,.0f} ex/s"]
             if not math.isnan(r.speedup):
-                cells.append(f"{r.speedup:6.2f}x {interval(r.speedup_lo, r.speedup_hi):16s} vs {r.baseline}")
+                cells.append(f"{r.speedup:6.2f}x {interval(r.speedup_lo, r.speedup_hi):16s} vs {r.baseline:28s} "
+                             f"{finding(r._asdict())}")
             if "input_overhead" in t.columns and not math.isnan(r.input_overhead):
                 cells.append(f"overhead {100 * r.input_overhead:+.0f}% "
                              f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:+.0f}')}")
+            if r.unstable:
+                cells.append(f"UNSTABLE: {r.unstable_reasons}")
             out.append("  ".join(cells))
     um = unmeasured(run)
     if not um.empty:

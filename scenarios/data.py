@@ -95,41 +95,64 @@ def _check(folder: Path, count: int, shards: int) -> str | None:
     return None
 
 
+class CacheError(OSError):
+    """The image cache cannot be read or written; the message names TFPERF_CACHE and the path."""
+
+
 def _write(folder: Path, count: int, shards: int, side: int, seed: int) -> None:
+    """Write the set into a unique temporary folder beside `folder`, then rename it into place. Two runs that
+    share the cache may both write: the first rename wins, the second finds a complete set in place and
+    drops its own copy. A corrupt set is first renamed aside (atomically), then removed."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    rng = np.random.default_rng(seed)
-    entries = []
-    per = [count // shards + (1 if i < count % shards else 0) for i in range(shards)]
-    index = 0
-    for s, n in enumerate(per):
-        name = f"shard-{s:05d}-of-{shards:05d}.tfrecord"
-        with tf.io.TFRecordWriter(str(tmp / name)) as w:
-            for _ in range(n):
-                label = index % 10
-                jpeg = tf.io.encode_jpeg(_image(rng, label, side), quality=90).numpy()
-                ex = tf.train.Example(features=tf.train.Features(feature={
-                    "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                }))
-                w.write(ex.SerializeToString())
-                index += 1
-        entries.append({"file": name, "records": n, "sha256": _sha256(tmp / name)})
-    meta = {"version": IMAGE_SET_VERSION, "count": count, "side": side, "seed": seed, "shards": entries}
-    (tmp / "manifest.json").write_text(json.dumps(meta, indent=1))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    try:
+        rng = np.random.default_rng(seed)
+        entries = []
+        per = [count // shards + (1 if i < count % shards else 0) for i in range(shards)]
+        index = 0
+        for s, n in enumerate(per):
+            name = f"shard-{s:05d}-of-{shards:05d}.tfrecord"
+            with tf.io.TFRecordWriter(str(tmp / name)) as w:
+                for _ in range(n):
+                    label = index % 10
+                    jpeg = tf.io.encode_jpeg(_image(rng, label, side), quality=90).numpy()
+                    ex = tf.train.Example(features=tf.train.Features(feature={
+                        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                    }))
+                    w.write(ex.SerializeToString())
+                    index += 1
+            entries.append({"file": name, "records": n, "sha256": _sha256(tmp / name)})
+        meta = {"version": IMAGE_SET_VERSION, "count": count, "side": side, "seed": seed, "shards": entries}
+        with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        if folder.exists() and _check(folder, count, shards) is not None:
+            aside = Path(tempfile.mkdtemp(prefix=folder.name + ".old-", dir=folder.parent))
+            os.replace(folder, aside / "set")
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if _check(folder, count, shards) is not None:  # someone else's set is in place, but not whole
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def image_shards(count: int, shards: int, side: int, seed: int = SEED, root: Path | None = None) -> ImageSet:
     """The cached JPEG TFRecord set for these parameters, written or rewritten when needed."""
-    folder = (root or cache_root()) / f"images-v{IMAGE_SET_VERSION}-n{count}-s{shards}-px{side}-seed{seed}"
-    problem = _check(folder, count, shards)
-    if problem is not None:
-        if problem != "missing":
-            print(f"tfperf: image cache {folder} {problem}; rewriting it", file=sys.stderr)
-        _write(folder, count, shards, side, seed)
+    base = root or cache_root()
+    folder = base / f"images-v{IMAGE_SET_VERSION}-n{count}-s{shards}-px{side}-seed{seed}"
+    try:
+        problem = _check(folder, count, shards)
+        if problem is not None:
+            if problem != "missing":
+                print(f"tfperf: image cache {folder} {problem}; rewriting it", file=sys.stderr)
+            _write(folder, count, shards, side, seed)
+    except OSError as exc:
+        raise CacheError(f"image cache (TFPERF_CACHE={base}) at {folder}: {exc.strerror or exc}") from None
     files = tuple(str(folder / f"shard-{s:05d}-of-{shards:05d}.tfrecord") for s in range(shards))
     return ImageSet(folder=folder, files=files, count=count, side=side)
 

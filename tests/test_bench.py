@@ -16,7 +16,21 @@ pytestmark = pytest.mark.slow
 
 def _ids(*ids: str) -> list[str]:
     """Exact node ids (-k would match mlp-fit-best-mirrored for mlp-fit-best)."""
-    return [f"bench/test_{i.split('/')[0]}.py::test_{i.split('/')[0]}[{i}]" for i in ids]
+    return [f"bench/test_scenarios.py::test_scenario[{i}]" for i in ids]
+
+
+def _workers_left() -> list[str]:
+    """Command lines of bench.worker processes still running (every test must leave none)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "bench.worker" in cmd:
+                out.append(cmd)
+    return out
 
 
 def _bench(tmp_path: Path, *args: str, plugin: str | None = None) -> subprocess.CompletedProcess:
@@ -38,11 +52,14 @@ def test_run_writes_results_traces_and_report(tmp_path):
     run = tmp_path / "results" / "r"
     data = json.loads((run / "benchmarks.json").read_text())
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)  # pytest-benchmark's
+    assert not _workers_left()
     rows = {b["extra_info"]["variant"]: b for b in data["benchmarks"]}
     report = rows.pop("build")  # the report benchmark ran last, over the three traces
     assert report["extra_info"]["status"] == "ok" and report["extra_info"]["traces"] == 3
     assert report["extra_info"]["report_rss_mb"] > 0 and report["extra_info"]["peak_rss_mb"] > 0
-    assert set(rows) == {"light-naive", "light-parallel_prefetch", "mlp-fit-best"}
+    assert set(rows) == {"light-naive", "light-parallel_prefetch", "mlp-fit-best"} | (
+        {"mlp-fit-best-gpu0"} if data["machine_info"]["tfperf"]["gpus"] else set())
+    rows.pop("mlp-fit-best-gpu0", None)
     for b in rows.values():
         info = b["extra_info"]
         for key in ("scenario", "variant", "knobs", "examples", "examples_per_sec", "batch_size", "device", "size",
@@ -50,15 +67,27 @@ def test_run_writes_results_traces_and_report(tmp_path):
             assert key in info, key
         assert info["status"] == "ok" and info["size"] == "smoke"
         assert info["examples_per_sec"] == pytest.approx(info["examples"] / b["stats"]["median"])
-        assert len(b["stats"]["data"]) == 2  # smoke rounds, warm-up excluded
+        assert len(b["stats"]["data"]) == 3  # smoke rounds, warm-up and calibration excluded
+        assert info["warmup_s"] > 0 and info["calibration"]["passes"] >= 1 and info["cv"] is not None
+        assert set(info["round_process"]) == {0} and "load" in info and info["unstable"] in (True, False)
         assert info["profile"]["status"] == "ok" and info["profile"]["steps_captured"] >= 3
         assert (run / info["profile"]["trace"]).is_file()
     train = rows["mlp-fit-best"]["extra_info"]
-    for key in ("loop", "model", "strategy", "precision", "input_variant", "bound_variant", "step_time_ms"):
+    for key in ("loop", "model", "strategy", "precision", "input_variant", "bound_variant", "step_time_ms",
+                "input_overhead", "input_overhead_lo", "input_overhead_hi"):
         assert key in train, key
+    # the bound was timed in the same rounds although not selected: the pair is in the row
+    assert len(train["pairs"]["mlp-fit-memory"]["times"]) == 3
+    assert rows["light-parallel_prefetch"]["extra_info"]["speedup_lo"] <= rows["light-parallel_prefetch"][
+        "extra_info"]["speedup"] <= rows["light-parallel_prefetch"]["extra_info"]["speedup_hi"]
+    nulls = {(n["block"], n["variant"]) for n in data["tfperf"]["null_pairs"]}
+    assert nulls == {("light", "light-naive"), ("mlp", "mlp-fit-memory")}
+    assert data["tfperf"]["interrupted"] is False
     skipped = data["tfperf"]["unmeasured"]
-    assert [(u["extra_info"]["variant"], u["extra_info"]["status"]) for u in skipped] == [
-        ("mlp-fit-best-gpu0", "skipped")] or (skipped == [] and "GPU" in data["machine_info"]["tfperf"]["gpus"])
+    # without a GPU the GPU variant is skipped with its reason; with one (gpus lists device names) it ran
+    has_gpu = bool(data["machine_info"]["tfperf"]["gpus"])
+    assert [(u["extra_info"]["variant"], u["extra_info"]["status"]) for u in skipped] == (
+        [] if has_gpu else [("mlp-fit-best-gpu0", "skipped")])
     assert data["machine_info"]["tfperf"]["tf_version"].startswith("2.21")
     assert sorted(p.name for p in (run / "traces").iterdir()) == [
         "pipeline.light-naive", "pipeline.light-parallel_prefetch", "training.mlp-fit-best"]
@@ -94,15 +123,37 @@ def test_failing_variant_is_recorded_and_the_rest_kept(tmp_path):
     assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["light-naive"]
     failed = data["tfperf"]["unmeasured"][0]["extra_info"]
     assert failed["status"] == "failed" and "boom" in failed["reason"]
+    assert not _workers_left()
 
 
-def test_interrupted_run_keeps_finished_rows(tmp_path):
-    plugin = _raising("light-prefetch", "raise KeyboardInterrupt")
-    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile", plugin=plugin)
+def test_two_processes_pool_their_rounds(tmp_path):
+    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile",
+                  "--tfperf-no-report", "--tfperf-processes", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        assert sorted(set(info["round_process"])) == [0, 1] and info["rounds_per_process"] == [3, 3]
+        assert len(b["stats"]["data"]) == 6 and len(info["process_medians"]) == 2
+    assert data["tfperf"]["processes"] == 2
+    assert not _workers_left()
+
+
+def test_interrupted_run_keeps_finished_rows_and_stops_its_workers(tmp_path):
+    # Ctrl-C while the second test runs (after its block was measured by the worker process)
+    plugin = """
+def pytest_runtest_call(item):
+    if "light-prefetch" in item.name:
+        raise KeyboardInterrupt
+"""
+    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch", "pipeline/cpu-naive"),
+                  "--tfperf-no-profile", plugin=plugin)
     assert proc.returncode == 2  # pytest's "interrupted"
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
     assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["light-naive"]
+    assert data["tfperf"]["interrupted"] is True
     assert not list((tmp_path / "results" / "r").glob("*.tmp"))
+    assert not _workers_left()
 
 
 def test_bad_options_get_one_line(tmp_path):

@@ -31,3 +31,22 @@ def test_image_cache_is_written_once_and_rewritten_when_corrupt(tmp_path, capsys
     (first.folder / "manifest.json").write_text("{not json")
     data.image_shards(24, 3, 32, root=tmp_path)
     assert "unreadable" in capsys.readouterr().err
+
+
+def test_two_runs_sharing_the_cache_both_succeed(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        sets = list(pool.map(lambda _: data.image_shards(24, 3, 32, root=tmp_path), range(2)))
+    assert sets[0].files == sets[1].files
+    assert data._check(sets[0].folder, 24, 3) is None  # the set in place is whole
+    assert [p.name for p in tmp_path.iterdir()] == [sets[0].folder.name]  # no temporary folder left behind
+
+
+def test_a_cache_that_cannot_be_written_names_tfperf_cache_and_the_path(tmp_path):
+    import pytest
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(data.CacheError, match=r"TFPERF_CACHE=.*file.*images-v1"):
+        data.image_shards(24, 3, 32, root=blocker)

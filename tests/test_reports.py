@@ -146,30 +146,92 @@ def test_compare_lists_benchmarks_in_one_run_only(fixture_run, tmp_path):
     assert "only in base" in set(flags)
 
 
-def _spread(src, dst, factors):
-    """A copy of `src` whose every row is scaled by its own factor (cycling through `factors`)."""
+def _processes(src, dst, factor, variant="light-naive", units=3):
+    """A copy of `src` whose every row has rounds from `units` processes, each process at its own level."""
     import shutil
 
     shutil.copytree(src, dst)
     data = json.loads((dst / "benchmarks.json").read_text())
     data["tfperf"]["run_id"] = dst.name
-    for i, b in enumerate(data["benchmarks"]):
-        f = factors[i % len(factors)]
-        b["stats"]["data"] = [t * f for t in b["stats"]["data"]]
-        b["stats"]["median"] *= f
+    levels = [0.99, 1.0, 1.01, 0.995, 1.005][:units]
+    for b in data["benchmarks"]:
+        f = factor if b["extra_info"]["variant"] == variant else 1.0
+        times, process = [], []
+        for p, level in enumerate(levels):
+            times += [f * level * t for t in (1.0, 1.01, 0.99)]
+            process += [p] * 3
+        b["stats"]["data"] = times
+        b["stats"]["median"] = sorted(times)[len(times) // 2]
+        b["extra_info"]["round_process"] = process
     (dst / "benchmarks.json").write_text(json.dumps(data))
     return dst
 
 
-def test_noise_floor_absorbs_run_to_run_drift_but_not_a_suite_wide_regression(fixture_run, tmp_path):
-    base = _with_rounds(fixture_run, [1.00, 1.01, 0.99, 1.02, 0.98])
-    # every benchmark drifts by its own -25%..+30%, as two runs of identical code did on a 2-core VM
-    drift = _spread(base, tmp_path / "drift", [0.75, 1.3, 0.9, 1.15, 0.8, 1.25, 1.0, 0.85, 1.2, 1.1, 0.95])
-    c = compare.compare(load_run(base), load_run(drift))
-    assert c.noise_floor is not None and c.noise_floor > 0.3
-    assert c.exit_code == 0 and c.rows["flag"].isin(["", "noise"]).all()
-    assert compare.compare(load_run(base), load_run(drift), use_noise_floor=False).exit_code == 1  # would cry wolf
+def test_compare_takes_noise_from_processes_and_several_runs(fixture_run, tmp_path, capsys):
+    base = _processes(fixture_run, tmp_path / "base", 1.0)
+    same = _processes(fixture_run, tmp_path / "same", 1.0)
+    slow = _processes(fixture_run, tmp_path / "slow", 1.10)  # one benchmark 10% slower
+    c = compare.compare(load_run(base), load_run(same))
+    assert c.exit_code == 0 and (c.rows["test"].str.contains("processes")).all()
+    c = compare.compare(load_run(base), load_run(slow))
+    assert list(c.regressions["benchmark"]) == ["pipeline/light-naive"]
+    assert (c.rows["limit"] < 0.10).all()  # it could have seen 10% on every benchmark
+    # several runs a side: BASE... -- NEW...
+    assert main(["compare", str(base), str(same), "--", str(slow), str(slow)]) == 1
+    out = capsys.readouterr().out
+    assert "detection limit" in out and "1 regression(s)" in out
 
-    everything = _spread(base, tmp_path / "all", [1.6])  # a real regression of every benchmark
-    c = compare.compare(load_run(base), load_run(everything))
-    assert c.common_shift == pytest.approx(0.6) and len(c.regressions) == len(c.rows)
+
+def test_compare_says_when_the_rank_test_cannot_reach_significance(fixture_run, tmp_path, capsys):
+    base = _with_rounds(fixture_run, [1.0, 1.01, 0.99])  # 3+3 rounds: the smallest p is 0.1
+    slow = _scaled(base, tmp_path / "slow", 1.5)
+    rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
+    assert "interval only" in rows.loc["pipeline/light-naive", "test"]
+    assert rows.loc["pipeline/light-naive", "flag"] == "regression"
+    assert main(["compare", str(base), str(slow)]) == 1
+    assert "lower bounds" in capsys.readouterr().out  # one process a side: said, not hidden
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threshold", "-5"], "--threshold must be between 0 and 1000 percent"),
+    (["--threshold", "nan"], "--threshold must be between 0 and 1000 percent"),
+    (["--threshold", "x"], "--threshold wants a number"),
+    (["--threshold-for", "training/*=-15"], "must be between 0 and 1000 percent"),
+    (["--alpha", "0"], "--alpha must be above 0 and below 1"),
+    (["--alpha", "inf"], "--alpha must be above 0 and below 1"),
+])
+def test_compare_refuses_bad_numbers_in_one_line(fixture_run, capsys, args, message):
+    assert main(["compare", str(fixture_run), str(fixture_run), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_compare_reports_a_pattern_that_matches_nothing(fixture_run, capsys):
+    assert main(["compare", str(fixture_run), str(fixture_run), "--threshold-for", "pipline/*=10"]) == 0
+    assert "'pipline/*' matches no benchmark" in capsys.readouterr().out
+
+
+def test_paired_speedup_cancels_drift_and_spans_processes():
+    from reports import stats
+
+    drift = [1.0, 1.3, 0.8, 1.6, 1.1, 0.9]  # the machine's speed moves between rounds, 2x overall
+    base = {"times": [2.0 * d for d in drift], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
+    fast = {"times": [1.0 * d for d in drift], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
+    est, lo, hi = stats.speedup(fast, base)
+    assert est == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
+    # per example: twice the examples in the same time is twice as fast
+    est, _, _ = stats.speedup({**fast, "examples": 200, "times": [2.0 * d for d in drift]}, base)
+    assert est == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("more_work, vs_base, vs_bound, unstable", [
+    (True, (1.5, 1.2, 1.8), None, True),  # more work, significantly faster: contradiction
+    (True, (1.05, 0.95, 1.15), None, False),  # within noise
+    (False, (1.5, 1.2, 1.8), None, False),  # no claim about the work
+    (False, None, (1.2, 1.05, 1.3), True),  # faster than its compute-only bound
+    (False, None, (0.9, 0.8, 1.01), False),
+])
+def test_physics_check(more_work, vs_base, vs_bound, unstable):
+    from reports import stats
+
+    assert bool(stats.physics_check(more_work, vs_base, vs_bound)) is unstable

@@ -1,0 +1,329 @@
+"""One measurement process: `python -m bench.worker SPEC.json`. bench/harness.py starts N of them, one after another.
+
+Why a process of its own: on TF 2.21 a whole process can sit at a different level from the next (thread
+placement on 2 cores), so repetition pays only across processes (pyperf's lesson), and the parent pytest
+process stays free of every variant's state. Each worker runs the selection in a shuffled order of blocks.
+
+A *block* is a set of variants that compare with each other (one preprocessing cost, one model), plus every
+baseline and bound they name and a *twin* of the block's anchor: the same variant built and timed a second
+time, the null pair that states the run's resolution. In a block:
+
+1. build every variant (a failure or an Unsupported variant is recorded, the rest go on);
+2. warm up: one untimed round each (tracing, XLA compilation, caches filling), recorded as ``warmup_s``;
+3. calibrate: from a second untimed round, choose ``repeat`` (examples per pass, so a pass lasts at least
+   MIN_PASS_S against its iterator's start-up) and ``passes`` (fresh iterators per round, so a round lasts at
+   least the size's ``min_round_s``); the first process chooses, later ones reuse its choice, so every
+   process times the same round; one more untimed round at the chosen scale;
+4. time ``rounds`` rounds of every variant, each round in a freshly shuffled order of the variants; before
+   each round the garbage collector runs and the previous round's threads get a moment to settle, and during
+   it the collector is off; every round's example count is checked;
+5. record the machine's CPU steal and the CPU that other processes used during the block (``/proc``);
+6. in the profiling process only, capture each selected variant's trace after its block's timed rounds.
+
+Protocol: the harness writes one JSON request per block to the worker's stdin and reads one JSON line back.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import random
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TWIN = "~twin"  # suffix of the null pair's second copy
+
+
+def _cpu_snapshot() -> tuple[float, list[int], float]:
+    """(wall time, /proc/stat's aggregate cpu jiffies, this process's CPU seconds)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        jiffies = [int(x) for x in fields]
+    except (OSError, ValueError, IndexError):
+        jiffies = []
+    t = os.times()
+    return time.monotonic(), jiffies, t.user + t.system
+
+
+def machine_load(before: tuple[float, list[int], float], after: tuple[float, list[int], float]) -> dict[str, Any]:
+    """CPU steal, and the share of the machine's CPU that processes other than this one used, over a block."""
+    (t0, j0, own0), (t1, j1, own1) = before, after
+    out: dict[str, Any] = {"seconds": round(t1 - t0, 3)}
+    try:
+        out["loadavg_1m"] = float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    if not j0 or not j1 or t1 <= t0:
+        return out
+    hz = os.sysconf("SC_CLK_TCK")
+    cores = os.cpu_count() or 1
+    d = [b - a for a, b in zip(j0, j1, strict=False)]
+    # user nice system idle iowait irq softirq steal ...
+    busy = (d[0] + d[1] + d[2] + d[5] + d[6]) / hz
+    steal = (d[7] if len(d) > 7 else 0) / hz
+    capacity = (t1 - t0) * cores
+    out["steal_share"] = round(steal / capacity, 4)
+    out["others_cpu_share"] = round(max(0.0, busy - (own1 - own0)) / capacity, 4)
+    out["busy"] = out["others_cpu_share"] > BUSY_OTHERS or out["steal_share"] > BUSY_STEAL
+    return out
+
+
+BUSY_OTHERS = 0.10  # other processes used more than 10% of the machine's CPU during the block
+BUSY_STEAL = 0.05  # the hypervisor took more than 5%
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+
+
+class Member:
+    """One runnable in a block and everything measured about it."""
+
+    def __init__(self, scenario: Any, variant: Any, name: str, selected: bool):
+        self.scenario, self.variant, self.name, self.selected = scenario, variant, name, selected
+        self.runnable: Any = None
+        self.status, self.reason = "ok", ""
+        self.times: list[float] = []
+        self.order: list[int] = []  # position of this member within each round's shuffled order
+        self.warmup_s: float | None = None
+        self.calibration_s: float | None = None
+        self.passes, self.repeat = 1, 1
+        self.examples = 0
+
+    def fail(self, status: str, reason: str) -> None:
+        self.status, self.reason = status, reason
+        if self.runnable is not None:
+            try:
+                self.runnable.close()
+            except Exception:  # noqa: BLE001 - closing a broken runnable must not hide why it broke
+                pass
+            self.runnable = None
+
+    def timed(self) -> float:
+        start = time.perf_counter()
+        done = self.runnable.run_round()
+        took = time.perf_counter() - start
+        if done != self.runnable.examples_per_round:
+            raise RuntimeError(f"a round processed {done} examples, expected {self.runnable.examples_per_round}")
+        return took
+
+
+SETTLE_S = 0.02
+
+
+def settle() -> None:
+    """Between two rounds: collect garbage (so the collector, off during the round, never runs inside one) and
+    give the previous round's iterator threads a moment to wind down. Measured here: light-naive's rounds
+    varied by 4.6% alone, 14.9% when interleaved with parallel variants back to back, 6.8% with a 50 ms pause."""
+    gc.collect()
+    time.sleep(SETTLE_S)
+
+
+def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int, int]:
+    """(passes, repeat) so a pass lasts at least min_pass_s and a round at least size.min_round_s."""
+    one_pass_s = max(one_pass_s, 1e-6)
+    repeat = max(1, math.ceil(min_pass_s / one_pass_s)) if min_pass_s else 1
+    passes = max(1, math.ceil(size.min_round_s / (one_pass_s * repeat)))
+    return min(passes, 256), min(repeat, 256)
+
+
+def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
+              scales: dict[str, list[int]], log: Any) -> dict[str, Any]:
+    from scenarios.core import MIN_PASS_S, Unsupported
+
+    for m in block:
+        try:
+            m.scenario.check_supported(m.variant)
+        except Unsupported as exc:
+            m.fail("skipped", str(exc))
+            continue
+        try:
+            m.runnable = m.scenario.build(m.variant, size)
+        except Exception as exc:  # a variant that cannot be built is recorded; the block goes on
+            m.fail("failed", _message(exc))
+    alive = [m for m in block if m.runnable is not None]
+    for m in alive:  # warm-up and calibration, untimed for the statistics
+        try:
+            m.warmup_s = m.timed()
+            base = m.runnable.examples_per_round
+            m.calibration_s = m.timed()
+            twin_of = next((o for o in block if m.name.endswith(TWIN) and o.name == m.name[: -len(TWIN)]), None)
+            if m.name in scales:
+                m.passes, m.repeat = scales[m.name]
+            elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
+                m.passes, m.repeat = twin_of.passes, twin_of.repeat
+            else:
+                m.passes, m.repeat = _choose_scale(m.calibration_s, size, MIN_PASS_S if m.scenario.name != "training" else 0)
+            if (m.passes, m.repeat) != (1, 1):
+                m.runnable.scale(m.passes, m.repeat)
+                m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
+            m.examples = m.runnable.examples_per_round
+            if m.examples != base * m.passes * m.repeat:
+                raise RuntimeError(f"scaling by {m.passes}x{m.repeat} gave {m.examples} examples a round, "
+                                   f"expected {base * m.passes * m.repeat}")
+            getattr(m.runnable, "start_timing", lambda: None)()
+        except Exception as exc:
+            m.fail("failed", _message(exc))
+    alive = [m for m in block if m.runnable is not None]
+    # Everything built so far (models, datasets, traced functions) moves to the permanent generation: the
+    # collection before each round then scans only what the rounds themselves made (fast), not TensorFlow.
+    gc.collect()
+    gc.freeze()
+    before = _cpu_snapshot()
+    rounds = int(spec.get("rounds") or size.rounds)
+    for _ in range(rounds):
+        order = list(alive)
+        rng.shuffle(order)
+        for pos, m in enumerate(order):
+            if m.runnable is None:
+                continue
+            settle()
+            gc.disable()
+            try:
+                m.times.append(m.timed())
+                m.order.append(pos)
+            except Exception as exc:
+                m.fail("failed", _message(exc))
+            finally:
+                gc.enable()
+    load = machine_load(before, _cpu_snapshot())
+    gc.unfreeze()
+    profiles: dict[str, dict[str, Any]] = {}
+    if spec.get("profile"):
+        for m in block:
+            if m.selected and m.runnable is not None:
+                profiles[m.name] = _profile(m, spec)
+    records = []
+    for m in block:
+        info: dict[str, Any] = {}
+        if m.runnable is not None:
+            info = dict(m.runnable.info)
+            try:
+                info.update(m.runnable.measured())
+            finally:
+                m.runnable.close()
+        records.append({
+            "scenario": m.scenario.name, "variant": m.variant.name, "name": m.name, "selected": m.selected,
+            "status": m.status, "reason": m.reason, "times": m.times, "order": m.order,
+            "examples": m.examples, "passes": m.passes, "repeat": m.repeat, "warmup_s": m.warmup_s,
+            "calibration_s": m.calibration_s, "info": info, "profile": profiles.get(m.name),
+        })
+    return {"load": load, "members": records}
+
+
+def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:
+    from reports import traces
+    from scenarios import profiling
+
+    run_dir = Path(spec["run_dir"])
+    run_name = f"{m.scenario.name}.{m.variant.name}"
+    logdir = run_dir / "traces" / run_name
+    record: dict[str, Any] = {"scenario": m.scenario.name, "variant": m.variant.name, "run": run_name}
+    start = time.perf_counter()
+    try:
+        cap = profiling.capture(m.runnable, logdir, spec["profile_steps"], profiling.TracerLevels(**spec["levels"]))
+        summary = traces.verify(cap.xplane, cap.steps_marked)
+        record.update(status="ok", trace=str(cap.xplane.relative_to(run_dir)), trace_bytes=cap.xplane.stat().st_size,
+                      steps_marked=cap.steps_marked, steps_captured=summary["steps"],
+                      capture_seconds=round(cap.seconds, 3), step_ms=summary["step_ms"],
+                      input_percent=summary["input_percent"])
+    except Exception as exc:  # a failed capture is recorded with its reason, the timings stand
+        record.update(status="failed", reason=_message(exc))
+    record["total_seconds"] = round(time.perf_counter() - start, 3)
+    return record
+
+
+def plan(selection: list[tuple[str, str]]) -> list[tuple[str, str, list[tuple[str, str, bool]]]]:
+    """Blocks for a selection: [(scenario, block key, [(variant, member name, selected), ...])], in registry
+    order, each with the partners its selected variants need and the twin of its anchor."""
+    from scenarios.registry import REGISTRY
+
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for scenario_name, variant_name in selection:
+        sc = REGISTRY[scenario_name]
+        key = sc.block(sc.variant(variant_name))
+        wanted.setdefault((scenario_name, key), set()).add(variant_name)
+    blocks = []
+    for (scenario_name, key), chosen in wanted.items():
+        sc = REGISTRY[scenario_name]
+        need = set(chosen)
+        for name in chosen:
+            need.update(sc.partners(sc.variant(name)))
+        names = [v.name for v in sc.variants if v.name in need]
+        runnable = [n for n in names if _supported(sc, n)]
+        # The anchor: the block's first variant that compares with nothing (its root baseline), else its first.
+        roots = [n for n in runnable if not sc.partners(sc.variant(n))]
+        anchor = (roots or runnable or names)[0]
+        members = [(n, n, n in chosen) for n in names] + [(anchor, anchor + TWIN, False)]
+        blocks.append((scenario_name, key, members))
+    return blocks
+
+
+def _supported(sc: Any, name: str) -> bool:
+    from scenarios.core import Unsupported
+
+    try:
+        sc.check_supported(sc.variant(name))
+        return True
+    except Unsupported:
+        return False
+
+
+def serve(index: int, imports: list[str]) -> int:
+    """Answer block requests from the harness, one JSON line in and one out, until stdin closes."""
+    proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (TensorFlow, Keras) go to stderr
+    import importlib
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices for each built variant's own functions
+    from scenarios import SIZES, devices
+    from scenarios.registry import REGISTRY
+
+    devices.configure()
+    for module in imports:  # the session's -p plugins: a test may patch the registry through one
+        importlib.import_module(module)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        spec = json.loads(line)
+        size = SIZES[spec["size"]]
+        sc = REGISTRY[spec["scenario"]]
+        block = [Member(sc, sc.variant(v), name, selected) for v, name, selected in spec["members"]]
+        label = f"tfperf: process {spec['process'] + 1}/{spec['processes']}: {spec['scenario']}/{spec['block']}"
+        start = time.perf_counter()
+        try:
+            result = run_block(block, spec, size, random.Random(spec["seed"]), spec.get("scales") or {}, sys.stderr)
+        except Exception as exc:  # a bug of the harness itself: every member fails with it, the run goes on
+            traceback.print_exc()
+            result = {"load": {}, "members": [
+                {"scenario": spec["scenario"], "variant": m.variant.name, "name": m.name, "selected": m.selected,
+                 "status": "failed", "reason": _message(exc), "times": [], "order": []} for m in block]}
+        print(f"{label}: {len(block)} runnables, {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+        proto.write(json.dumps(result) + "\n")
+        proto.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "--serve":
+        return serve(int(argv[1]), [a.split("=", 1)[1] for a in argv[2:] if a.startswith("--import=")])
+    print("usage: python -m bench.worker --serve INDEX [--import=MODULE ...] (started by bench/harness.py)",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,158 @@
+"""Bad input gets one clear line, the exit status says so, there is no traceback, and nothing is lost.
+
+One case per kind of bad input: options of `pytest bench`, run ids and results folders, pytest-benchmark's
+own flags, the image cache, results files and the options of `python -m reports`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke", "-q",
+           "-p", "no:cacheprovider", "-k", "light-naive", *args]
+    if "--tfperf-results" not in args:
+        cmd += ["--tfperf-results", str(tmp_path / "results")]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def _existing_run(tmp_path: Path) -> Path:
+    run = tmp_path / "results" / "kept"
+    run.mkdir(parents=True)
+    (run / "benchmarks.json").write_text('{"benchmarks": [], "kept": true}')
+    return run
+
+
+BENCH_CASES = {
+    "size": (["--tfperf-size", "huge"], "invalid choice: 'huge'"),
+    "run id with ..": (["--tfperf-run-id", "../../etc"], "--tfperf-run-id must be one folder name"),
+    "absolute run id": (["--tfperf-run-id", "/tmp/x"], "--tfperf-run-id must be one folder name"),
+    "run id with a separator": (["--tfperf-run-id", "a/b"], "--tfperf-run-id must be one folder name"),
+    "run id of dots": (["--tfperf-run-id", ".."], "--tfperf-run-id must be one folder name"),
+    "existing run": (["--tfperf-run-id", "kept"], "already exists and is not empty"),
+    "profile steps 0": (["--tfperf-profile-steps", "0"], "--tfperf-profile-steps must be between 3 and 500"),
+    "profile steps huge": (["--tfperf-profile-steps", "100000"], "--tfperf-profile-steps must be between 3 and 500"),
+    "profile steps text": (["--tfperf-profile-steps", "x"], "invalid int value: 'x'"),
+    "processes 0": (["--tfperf-processes", "0"], "--tfperf-processes must be between 1 and 16"),
+    "processes 99": (["--tfperf-processes", "99"], "--tfperf-processes must be between 1 and 16"),
+    "rounds 1": (["--tfperf-rounds", "1"], "--tfperf-rounds must be between 3 and 200"),
+    "tracer level": (["--tfperf-host-tracer-level", "9"], "invalid choice: 9"),
+    "benchmark-disable": (["--benchmark-disable"], "--benchmark-disable does not apply to this suite"),
+    "benchmark-skip": (["--benchmark-skip"], "--benchmark-skip does not apply to this suite: select variants with -k"),
+    "benchmark-min-rounds": (["--benchmark-min-rounds", "3"], "--benchmark-min-rounds does not apply"),
+    "benchmark-disable-gc": (["--benchmark-disable-gc"], "--benchmark-disable-gc does not apply"),
+}
+
+
+@pytest.mark.parametrize("case", list(BENCH_CASES))
+def test_bad_bench_option(tmp_path, case):
+    args, message = BENCH_CASES[case]
+    kept = _existing_run(tmp_path)
+    before = (kept / "benchmarks.json").read_text()
+    proc = _bench(tmp_path, *args)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]  # pytest's usage error
+    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if "tfperf" in line or "error" in line.lower()]
+    assert len(lines) <= 2  # pytest's "ERROR:" line (and argparse's usage line), nothing more
+    assert (kept / "benchmarks.json").read_text() == before  # the earlier run is untouched
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["kept"]  # nothing else was written
+    assert not (tmp_path / "etc").exists() and not Path("/tmp/x/benchmarks.json").exists()
+
+
+def test_results_root_that_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    proc = _bench(tmp_path, "--tfperf-results", str(blocker))
+    assert proc.returncode == 4 and "not writable" in proc.stderr and "Traceback" not in proc.stderr
+    assert blocker.read_text() == "keep me"
+
+
+def test_cache_that_cannot_be_written_fails_the_variant_in_one_line(tmp_path):
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("")
+    env = dict(os.environ, TFPERF_CACHE=str(blocker))
+    cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke", "-q",
+           "-p", "no:cacheprovider", "-k", "cpu-naive", "--tfperf-no-profile", "--tfperf-no-report",
+           "--tfperf-results", str(tmp_path / "results"), "--tfperf-run-id", "r"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1
+    assert "pipeline/cpu-naive failed: CacheError: image cache (TFPERF_CACHE=" in proc.stdout
+    assert "Traceback" not in proc.stdout
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    assert data["tfperf"]["unmeasured"][0]["extra_info"]["status"] == "failed"
+
+
+REPORT_CASES = {
+    "missing run": (["build", "{tmp}/nope"], "no results file"),
+    "not JSON": (["build", "{bad_json}"], "is not valid JSON"),
+    "not a results file": (["build", "{not_results}"], "is not a pytest-benchmark results file"),
+    "workers 0": (["build", "{run}", "--workers", "0"], "--workers must be between 1 and 16"),
+    "threshold negative": (["compare", "{run}", "{run}", "--threshold", "-5"], "--threshold must be between"),
+    "threshold nan": (["compare", "{run}", "{run}", "--threshold", "nan"], "--threshold must be between"),
+    "threshold-for without =": (["compare", "{run}", "{run}", "--threshold-for", "x"], "wants PATTERN=PERCENT"),
+    "threshold-for negative": (["compare", "{run}", "{run}", "--threshold-for", "training/*=-15"],
+                               "must be between 0 and 1000 percent"),
+    "alpha 0": (["compare", "{run}", "{run}", "--alpha", "0"], "--alpha must be above 0 and below 1"),
+    "one run": (["compare", "{run}"], "compare wants BASE NEW"),
+    "nothing after --": (["compare", "{run}", "--"], "no run after --"),
+    "compare a missing run": (["compare", "{run}", "{tmp}/nope"], "no results file"),
+}
+
+
+@pytest.mark.parametrize("case", list(REPORT_CASES))
+def test_bad_report_input(tmp_path, fixture_run, case):
+    bad_json = tmp_path / "bad"
+    bad_json.mkdir()
+    (bad_json / "benchmarks.json").write_text('{"benchmarks": [')
+    not_results = tmp_path / "list"
+    not_results.mkdir()
+    (not_results / "benchmarks.json").write_text("[1, 2]")
+    before = (fixture_run / "benchmarks.json").read_bytes()
+    args = [a.format(tmp=tmp_path, bad_json=bad_json, not_results=not_results, run=fixture_run)
+            for a in REPORT_CASES[case][0]]
+    proc = subprocess.run([sys.executable, "-m", "reports", *args], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert REPORT_CASES[case][1] in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (fixture_run / "benchmarks.json").read_bytes() == before  # the input is never modified
+
+
+def test_a_plain_pytest_benchmark_file_builds_a_partial_report(tmp_path, fixture_run):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    data = json.loads((fixture_run / "benchmarks.json").read_text())
+    del data["tfperf"]
+    for b in data["benchmarks"]:
+        b["extra_info"] = {}
+    (plain / "benchmarks.json").write_text(json.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "reports", "build", str(plain)], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "partial" in proc.stdout and (plain / "report.html").is_file()
+
+
+def test_a_malformed_tfperf_section_gives_a_partial_report_not_a_traceback(tmp_path, fixture_run):
+    broken = tmp_path / "broken"
+    shutil.copytree(fixture_run, broken)
+    data = json.loads((broken / "benchmarks.json").read_text())
+    data["tfperf"]["profiles"] = "not a list"
+    data["tfperf"]["null_pairs"] = [{"speedup": "x"}]
+    data["benchmarks"][0]["extra_info"]["examples"] = "many"
+    data["benchmarks"][1]["stats"] = {"data": "nope"}
+    (broken / "benchmarks.json").write_text(json.dumps(data))
+    for command in ("build", "table"):
+        proc = subprocess.run([sys.executable, "-m", "reports", command, str(broken)], cwd=REPO,
+                              capture_output=True, text=True)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode in (0, 2)
+        if proc.returncode == 2:
+            assert proc.stderr.count("\n") == 1 and "benchmarks.json" in proc.stderr
