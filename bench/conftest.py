@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: keep its C++ INFO lines out
-
 import shlex
 import subprocess
 import sys
@@ -15,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import SIZES, devices, profiling
+from scenarios.quiet import (
+    tensorflow_started,  # before TensorFlow: its start-up notices stay out of the output
+)
+
+with tensorflow_started():
+    from scenarios import SIZES, devices, profiling
+
+    devices.configure()  # before any TensorFlow op: split the CPU into two logical devices
 
 from .harness import Harness, Settings
 
@@ -117,7 +121,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"tfperf: --tfperf-rounds must be between 3 and 200, got {rounds}")
     seed = config.getoption("--tfperf-seed")
     seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
-    devices.configure()  # before any TensorFlow op: split the CPU into two logical devices
     settings = Settings(
         size=size, run_dir=_run_dir(config, size.name), profile=not config.getoption("--tfperf-no-profile"),
         profile_steps=steps,

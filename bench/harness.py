@@ -26,10 +26,9 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from pytest_benchmark.utils import safe_dumps

@@ -283,13 +283,16 @@ def serve(index: int, imports: list[str]) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (TensorFlow, Keras) go to stderr
     import importlib
 
-    import tensorflow as tf
+    from scenarios.quiet import tensorflow_started
 
+    with tensorflow_started():
+        import tensorflow as tf
+
+        from scenarios import SIZES, devices
+        from scenarios.registry import REGISTRY
+
+        devices.configure()
     tf.get_logger().setLevel("ERROR")  # retracing notices for each built variant's own functions
-    from scenarios import SIZES, devices
-    from scenarios.registry import REGISTRY
-
-    devices.configure()
     for module in imports:  # the session's -p plugins: a test may patch the registry through one
         importlib.import_module(module)
     for line in sys.stdin:
