@@ -106,6 +106,8 @@ def _row(run_id: str, bench: dict[str, Any], measured: bool, problems: list[str]
         row["round_process"] = [0] * len(row["times"])
     if row["examples"] is None and row["times"]:
         row["examples"] = 1  # a plain pytest-benchmark row: one "example" per round
+    if row["examples_per_sec"] is None and row["times"] and row["median_s"]:
+        row["examples_per_sec"] = row["examples"] / row["median_s"]
     if not row["status"]:
         row["status"] = "ok" if row["times"] else "unknown"
     if row["variant"] is None:  # a plain pytest-benchmark row, not written by tfperf
@@ -128,7 +130,8 @@ def load_run(path: str | Path) -> Run:
         raise ReportError(f"cannot read {file}: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("benchmarks"), list):
         raise ReportError(f"{file} is not a pytest-benchmark results file (no 'benchmarks' list)")
-    run_id = str((raw.get("tfperf") if isinstance(raw.get("tfperf"), dict) else {}).get("run_id") or file.parent.name)
+    head = raw.get("tfperf")
+    run_id = str((head.get("run_id") if isinstance(head, dict) else None) or file.parent.name)
     problems: list[str] = []
     if "tfperf" not in raw:
         problems.append("no tfperf section: written by plain pytest-benchmark, so no skipped rows or traces")

@@ -9,6 +9,7 @@ listed with their reasons.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ def _per_example(row) -> list[float]:
 
 def _paired(r, prefix: str) -> tuple[float, float, float] | None:
     """A paired figure the run recorded (measured in interleaved rounds), or None for older results files."""
-    value = getattr(r, prefix, None)
+    value: Any = getattr(r, prefix, None)
     if _missing(value):
         return None
     return float(value), float(getattr(r, prefix + "_lo")), float(getattr(r, prefix + "_hi"))
