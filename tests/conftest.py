@@ -4,9 +4,12 @@ import os
 import shutil
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import pytest
+
+from scenarios.quiet import tensorflow_started
+
+with tensorflow_started():
+    import tensorflow  # noqa: F401 - started here, its start-up notices filtered
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
@@ -16,7 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 def _tf_devices():
     from scenarios import devices
 
-    devices.configure()
+    with tensorflow_started():
+        devices.configure()
 
 
 @pytest.fixture(scope="session", autouse=True)
