@@ -201,5 +201,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                               capture_output=True, text=True)
         lines = (proc.stdout if proc.returncode == 0 else proc.stderr).strip().splitlines() or ["(no output)"]
         say(lines[-1] if proc.returncode == 0 else f"tfperf: report failed: {lines[-1]}")
+        if proc.returncode != 0 and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a run whose report failed did not succeed
     if harness.settings.profile:
         say(f"tfperf: traces: tensorboard --logdir {shlex.quote(str(harness.settings.run_dir / 'traces'))}")

@@ -131,6 +131,7 @@ class Harness:
     null_pairs: list[dict[str, Any]] = field(default_factory=list)
     selection: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
+    crashes: list[dict[str, Any]] = field(default_factory=list)  # worker processes that died, and where
     _envelope: tuple[dict, dict] | None = None
     _workers: list[Worker] = field(default_factory=list)
     _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
@@ -220,13 +221,22 @@ class Harness:
                            "rounds": s.rounds or s.size.rounds,
                            "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
                            "levels": vars(s.levels)}
-                reply = self._workers[p].ask(request)
+                try:
+                    reply = self._workers[p].ask(request)
+                except WorkerDied as exc:
+                    # A crash is not a measurement: TensorFlow 2.21 has crashed (SIGSEGV) in
+                    # MultiDeviceIteratorGetNextFromShard under MirroredStrategy once in several runs here. The
+                    # block is measured again, once, in a fresh process; a second crash fails the block.
+                    self.crashes.append({"block": block_id, "process": p, "cause": str(exc)})
+                    self._workers[p].stop()
+                    self._workers[p] = Worker(p, s)
+                    reply = self._workers[p].ask(request)
                 replies[p] = reply
                 self._scales.setdefault(block_id, {
                     m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
         except WorkerDied as exc:
             error = str(exc)
-            self._workers = [w for w in self._workers if w.proc.poll() is None]
+            self._workers = [w if w.proc.poll() is None else Worker(w.index, s) for w in self._workers]
         except KeyboardInterrupt:
             self.interrupted = True
             self.stop()
@@ -417,6 +427,7 @@ class Harness:
             "unmeasured": self.unmeasured,
             "profiles": self.profiles,
             "null_pairs": self.null_pairs,
+            "worker_crashes": self.crashes,
             "python": platform.python_version(),
         }
 

@@ -25,6 +25,7 @@ Protocol: the harness writes one JSON request per block to the worker's stdin an
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import json
 import math
@@ -281,6 +282,7 @@ def serve(index: int, imports: list[str]) -> int:
     """Answer block requests from the harness, one JSON line in and one out, until stdin closes."""
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (TensorFlow, Keras) go to stderr
+    faulthandler.enable()  # a crash inside TensorFlow leaves the Python stack in the worker's log
     import importlib
 
     from scenarios.quiet import tensorflow_started

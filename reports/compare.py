@@ -10,7 +10,9 @@ benchmarks in the comparison being judged:
   do: a process has a level of its own, pyperf's lesson), its 95% interval, and p. The variance is the
   spread of units *within* each side (so a real change between the sides never inflates it), and a
   benchmark uses the larger of its own and the one pooled over its block (the variants measured with it),
-  whose degrees of freedom are many where its own two or three processes give one or two;
+  whose degrees of freedom are many where its own two or three processes give one or two. No unit's
+  variance is taken below one variant instance's, measured by the runs' null pairs (two instances of one
+  variant in every process);
 - with one unit on a side: the rounds are all there is. The interval is a bootstrap of the ratio of median
   rounds and the test a Mann-Whitney U on the rounds; where the rank test cannot reach ``alpha`` with the
   rounds it has (with n rounds a side its smallest p is 2/C(2n, n)), the row says so and the interval alone
@@ -152,6 +154,31 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
             "test_can_reach": reach}
 
 
+def instance_variance(runs: list[Run]) -> tuple[float, int] | None:
+    """Variance of one variant instance's level, from the runs' null pairs: in every process, the twin and
+    the anchor are two instances of one variant timed in the same rounds, so half the variance of the log of
+    their per-process median ratio is one instance's. Measured here: a variant's instance can sit at one of
+    two levels for its whole life (mlp-fit-best: 18.7 or 27 us per example), which the spread between two or
+    three processes alone does not show."""
+    logs = []
+    for run in runs:
+        for pair in run.null_pairs:
+            try:
+                a, b = pair["a"], pair["b"]
+                ta = np.asarray(a["times"], float) / float(a["examples"])
+                tb = np.asarray(b["times"], float) / float(b["examples"])
+                proc = np.asarray(a.get("process") or [0] * len(ta), int)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                continue
+            if len(ta) != len(tb) or len(proc) != len(ta):
+                continue
+            for p in np.unique(proc):
+                logs.append(float(np.log(np.median(tb[proc == p]) / np.median(ta[proc == p]))))
+    if len(logs) < 3:
+        return None
+    return float(np.mean(np.square(logs))) / 2, len(logs)
+
+
 def _group(runs: list[Run], name: str) -> str:
     """The block a benchmark was measured in (scenario plus cost or model), for pooling unit variances."""
     for run in runs:
@@ -188,6 +215,9 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         if df:
             pools.setdefault(_group(bases, name), []).append((var, df))
     pooled = {g: (sum(v * d for v, d in xs) / sum(d for _, d in xs), sum(d for _, d in xs)) for g, xs in pools.items()}
+    floor = instance_variance(bases + news)
+    if floor is not None:  # no unit is quieter than two instances of one variant in one process
+        pooled = {g: (max(v, floor[0]), d) for g, (v, d) in pooled.items()}
     out = []
     for name in every:
         limit = threshold

@@ -145,7 +145,10 @@ def format_text(run: Run) -> str:
     """The terminal view of a run: a table per scenario, then what was not measured."""
     out = [f"run {run.run_id}  size {run.meta.get('size', '?')}  TF {_tf(run)}"]
     if run.meta.get("interrupted"):
-        out.append("INTERRUPTED: this run was stopped before every selected variant ran")
+        done = {f"{r.scenario}/{r.variant}" for r in run.frame.itertuples()}
+        missing = [s for s in run.meta.get("selection") or [] if isinstance(s, str) and s not in done]
+        out.append(f"INTERRUPTED: this run was stopped before every selected variant ran; did not run: "
+                   f"{', '.join(missing) or 'none recorded'}")
     out += resolution_lines(run)
     for problem in run.problems:
         out.append(f"partial: {problem}")

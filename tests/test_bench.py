@@ -167,3 +167,45 @@ def test_bad_options_get_one_line(tmp_path):
     assert proc.returncode == 4
     assert f"tfperf: results folder {blocker}" in proc.stderr and "not writable" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _crashing(variant: str, marker: Path | None) -> str:
+    """A plugin that kills the worker process with SIGSEGV while it builds `variant` (once, if `marker` is
+    given: the marker file records that it already crashed)."""
+    once = f"""
+    if {str(marker)!r} != "None":
+        import pathlib
+        if pathlib.Path({str(marker)!r}).exists():
+            return real(v, size)
+        pathlib.Path({str(marker)!r}).write_text("crashed")"""
+    return f"""
+import os, signal
+from scenarios.registry import REGISTRY
+sc = REGISTRY["pipeline"]
+real = sc.build
+def build(v, size):
+    if v.name == {variant!r}:{once}
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return real(v, size)
+object.__setattr__(sc, "build", build)
+"""
+
+
+def test_a_worker_that_crashes_once_is_replaced_and_the_block_measured_again(tmp_path):
+    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile",
+                  "--tfperf-no-report", plugin=_crashing("light-prefetch", tmp_path / "crashed"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    assert sorted(b["extra_info"]["variant"] for b in data["benchmarks"]) == ["light-naive", "light-prefetch"]
+    assert len(data["tfperf"]["worker_crashes"]) == 1 and "code -11" in data["tfperf"]["worker_crashes"][0]["cause"]
+    assert not _workers_left()
+
+
+def test_a_worker_that_keeps_crashing_fails_its_block_and_the_run_goes_on(tmp_path):
+    proc = _bench(tmp_path, *_ids("pipeline/light-prefetch", "pipeline/cpu-naive"), "--tfperf-no-profile",
+                  "--tfperf-no-report", plugin=_crashing("light-prefetch", None))
+    assert proc.returncode == 1
+    assert "pipeline/light-prefetch failed: worker process" in proc.stdout and "code -11" in proc.stdout
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["cpu-naive"]  # the next block ran
+    assert not _workers_left()

@@ -235,3 +235,21 @@ def test_physics_check(more_work, vs_base, vs_bound, unstable):
     from reports import stats
 
     assert bool(stats.physics_check(more_work, vs_base, vs_bound)) is unstable
+
+
+def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tmp_path):
+    base = _processes(fixture_run, tmp_path / "base", 1.0)
+    slow = _processes(fixture_run, tmp_path / "slow", 1.10)
+    quiet = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
+    for run in (base, slow):  # null pairs whose two instances differ by about 20% in each process
+        data = json.loads((run / "benchmarks.json").read_text())
+        data["tfperf"]["null_pairs"] = [
+            {"scenario": "pipeline", "block": "light", "variant": "light-naive", "speedup": 1.0, "lo": 0.8, "hi": 1.2,
+             "a": {"times": [1.0] * 6, "examples": 1, "process": [0, 0, 0, 1, 1, 1]},
+             "b": {"times": [1.2, 1.2, 1.2, 0.83, 0.83, 0.83], "examples": 1, "process": [0, 0, 0, 1, 1, 1]}}
+            for _ in range(2)]
+        (run / "benchmarks.json").write_text(json.dumps(data))
+    assert compare.instance_variance([load_run(base)]) is not None
+    noisy = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
+    assert (noisy["limit"] > quiet["limit"]).all()  # limits now hold the instance-level spread
+    assert noisy.loc["pipeline/light-naive", "flag"] == "noise"  # 10% is not beyond what such runs resolve
