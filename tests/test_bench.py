@@ -172,19 +172,18 @@ def test_bad_options_get_one_line(tmp_path):
 def _crashing(variant: str, marker: Path | None) -> str:
     """A plugin that kills the worker process with SIGSEGV while it builds `variant` (once, if `marker` is
     given: the marker file records that it already crashed)."""
-    once = f"""
-    if {str(marker)!r} != "None":
-        import pathlib
-        if pathlib.Path({str(marker)!r}).exists():
-            return real(v, size)
-        pathlib.Path({str(marker)!r}).write_text("crashed")"""
     return f"""
-import os, signal
+import os, pathlib, signal
 from scenarios.registry import REGISTRY
 sc = REGISTRY["pipeline"]
 real = sc.build
+MARKER = {str(marker) if marker else ""!r}
 def build(v, size):
-    if v.name == {variant!r}:{once}
+    if v.name == {variant!r}:
+        if MARKER and pathlib.Path(MARKER).exists():
+            return real(v, size)
+        if MARKER:
+            pathlib.Path(MARKER).write_text("crashed")
         os.kill(os.getpid(), signal.SIGSEGV)
     return real(v, size)
 object.__setattr__(sc, "build", build)
