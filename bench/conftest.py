@@ -27,7 +27,7 @@ from .harness import Harness, Settings
 # percentile 14%) on 2 cores, which rounds of one process cannot see; with two, every interval holds that
 # spread and `reports compare` can judge a change against it. 2 x 5 rounds took 7:45 at `default` with
 # profiling, against 8:32 for 1 x 9 (README has the measurements).
-DEFAULT_PROCESSES = 2
+DEFAULT_PROCESSES = {"smoke": 1}  # by size, else 2: smoke is a quick check, and must fit 2 minutes
 
 _HARNESS = pytest.StashKey[Harness]()
 
@@ -113,7 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"tfperf: --tfperf-profile-steps must be between 3 and 500 (xprof drops the edge "
                                 f"steps; traces grow with the window), got {steps}")
     processes = config.getoption("--tfperf-processes")
-    processes = DEFAULT_PROCESSES if processes is None else processes
+    processes = DEFAULT_PROCESSES.get(size.name, 2) if processes is None else processes
     if not 1 <= processes <= 16:
         raise pytest.UsageError(f"tfperf: --tfperf-processes must be between 1 and 16, got {processes}")
     rounds = config.getoption("--tfperf-rounds")
