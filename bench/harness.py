@@ -332,6 +332,9 @@ class Harness:
             extra.update(input_overhead=1 / vs_bound[0] - 1, input_overhead_lo=1 / vs_bound[2] - 1,
                          input_overhead_hi=1 / vs_bound[1] - 1)
         reasons = rstats.physics_check(variant.more_work, vs_base, vs_bound)
+        if extra.get("ideal_efficiency", 0) > 1.05:
+            reasons.append(f"measured {extra['ideal_efficiency']:.2f} of its ideal throughput (from its constants); "
+                           "more than the ideal is a measurement problem")
         if extra["busy"]:
             reasons.append("measured while other processes used the machine's CPU "
                            f"({100 * rec['load'].get('others_cpu_share', 0):.0f}%, steal "
