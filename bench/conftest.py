@@ -47,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--tfperf-device-tracer-level", type=int, default=1, choices=(0, 1))
     g.addoption("--tfperf-no-report", action="store_true", help="do not build report.html at the end")
     g.addoption("--tfperf-processes", type=int, default=None, metavar="N",
-                help="worker processes that each time every variant (default: 1; see README)")
+                help="worker processes that each time every variant, 1 to 16 (default: 2; 1 at smoke)")
     g.addoption("--tfperf-rounds", type=int, default=None, metavar="N",
                 help="timed rounds per variant and process, 3 to 200 (default: the size's)")
     g.addoption("--tfperf-seed", type=int, default=None, metavar="N",

@@ -65,7 +65,6 @@ class Worker:
         self.index = index
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         logs = settings.run_dir / "logs"
         logs.mkdir(exist_ok=True)
         self.log = logs / f"worker-{index + 1}.log"

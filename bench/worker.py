@@ -1,8 +1,9 @@
-"""One measurement process: `python -m bench.worker SPEC.json`. bench/harness.py starts N of them, one after another.
+"""One measurement process: `python -m bench.worker --serve INDEX`. bench/harness.py starts N of them once and
+sends each of them every block in turn (never two at once).
 
 Why a process of its own: on TF 2.21 a whole process can sit at a different level from the next (thread
 placement on 2 cores), so repetition pays only across processes (pyperf's lesson), and the parent pytest
-process stays free of every variant's state. Each worker runs the selection in a shuffled order of blocks.
+process stays free of every variant's state. Blocks arrive in the order the tests need them.
 
 A *block* is a set of variants that compare with each other (one preprocessing cost, one model), plus every
 baseline and bound they name and a *twin* of the block's anchor: the same variant built and timed a second
@@ -36,8 +37,6 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TWIN = "~twin"  # suffix of the null pair's second copy
 
@@ -137,7 +136,7 @@ def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int,
 
 
 def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
-              scales: dict[str, list[int]], log: Any) -> dict[str, Any]:
+              scales: dict[str, list[int]]) -> dict[str, Any]:
     from scenarios.core import MIN_PASS_S, Unsupported
 
     for m in block:
@@ -307,7 +306,7 @@ def serve(index: int, imports: list[str]) -> int:
         label = f"tfperf: process {spec['process'] + 1}/{spec['processes']}: {spec['scenario']}/{spec['block']}"
         start = time.perf_counter()
         try:
-            result = run_block(block, spec, size, random.Random(spec["seed"]), spec.get("scales") or {}, sys.stderr)
+            result = run_block(block, spec, size, random.Random(spec["seed"]), spec.get("scales") or {})
         except Exception as exc:  # a bug of the harness itself: every member fails with it, the run goes on
             traceback.print_exc()
             result = {"load": {}, "members": [

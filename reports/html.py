@@ -202,10 +202,9 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     title = f"tfperf report: {run.run_id}"
     page.add(f"<h1>{esc(title)}</h1>")
     if run.meta.get("interrupted"):
-        done = {f"{r.scenario}/{r.variant}" for r in run.frame.itertuples()}
-        missing = [s for s in run.meta.get("selection") or [] if isinstance(s, str) and s not in done]
+        missing = tables.not_run(run)
         page.add("<div class='partial' id='interrupted'><b>Interrupted.</b> This run was stopped before every "
-                 f"selected variant ran: {len(done)} finished, {len(missing)} did not run"
+                 f"selected variant ran: {len(run.frame)} finished, {len(missing)} did not run"
                  + (f" ({esc(', '.join(missing))})" if missing else "") + ".</div>")
     page.add("<div id='resolution'><b>How sure this run is.</b><pre>"
              + esc("\n".join(tables.resolution_lines(run))) + "</pre></div>")

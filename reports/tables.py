@@ -116,6 +116,12 @@ def resolution_lines(run: Run) -> list[str]:
     return lines
 
 
+def not_run(run: Run) -> list[str]:
+    """Selected variants (scenario/variant) that have no row: what an interrupted run did not reach."""
+    done = {f"{r.scenario}/{r.variant}" for r in run.frame.itertuples()}
+    return [s for s in run.meta.get("selection") or [] if isinstance(s, str) and s not in done]
+
+
 def finding(row) -> str:
     """How a speedup reads: a finding only when its interval excludes 1 and the row passed the physics check."""
     if row.get("unstable"):
@@ -145,10 +151,8 @@ def format_text(run: Run) -> str:
     """The terminal view of a run: a table per scenario, then what was not measured."""
     out = [f"run {run.run_id}  size {run.meta.get('size', '?')}  TF {_tf(run)}"]
     if run.meta.get("interrupted"):
-        done = {f"{r.scenario}/{r.variant}" for r in run.frame.itertuples()}
-        missing = [s for s in run.meta.get("selection") or [] if isinstance(s, str) and s not in done]
         out.append(f"INTERRUPTED: this run was stopped before every selected variant ran; did not run: "
-                   f"{', '.join(missing) or 'none recorded'}")
+                   f"{', '.join(not_run(run)) or 'none recorded'}")
     out += resolution_lines(run)
     for problem in run.problems:
         out.append(f"partial: {problem}")

@@ -218,6 +218,13 @@ def _latency_map(micros: int):
     return lambda record: _parse(data.remote_wait(record, micros), batched=False)
 
 
+def pass_examples(v: PipelineVariant, size: Size) -> int:
+    """Source records in one pass of the variant at this size (its dataset's length when not told otherwise)."""
+    if v.cost == "light":
+        return size.light_examples
+    return size.latency_examples if v.cost in ("latency", "step") else size.image_pass
+
+
 def build_dataset(v: PipelineVariant, size: Size, examples: int | None = None,
                   repeat: int = 1) -> tuple[tf.data.Dataset, dict]:
     """The variant's dataset of batches over `repeat` repetitions of exactly `examples` source records (default:
@@ -226,12 +233,12 @@ def build_dataset(v: PipelineVariant, size: Size, examples: int | None = None,
     par, pre = _tf_width(v.map_parallel), _tf_width(v.prefetch)
     cost = "latency" if v.cost == "step" else v.cost
     if cost == "light":
-        n = examples or size.light_examples
+        n = examples or pass_examples(v, size)
         x, y = _arrays(n)
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         per_element, per_batch, pre_cache = _light, _light, None
     else:
-        n = examples or (size.latency_examples if cost == "latency" else size.image_pass)
+        n = examples or pass_examples(v, size)
         images = data.image_shards(size.image_examples, size.image_shards, size.image_side)
         if n > images.count:
             raise ValueError(f"{v.name}: {n} examples asked, the image set has {images.count}")

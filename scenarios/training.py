@@ -174,6 +174,8 @@ class TrainRun:
             one, _ = pipeline.build_dataset(self.pipe, size, self.batch_size)  # type: ignore[arg-type]
             x, y = next(iter(one))
             self.probe = (tf.identity(x), tf.identity(y))
+        self.steps = self.base_steps
+        self.dataset, self._input = self._build_input()
         self.info: dict[str, Any] = {}
         self.scale(1)
         if not v.loop.startswith("fit"):
@@ -187,25 +189,24 @@ class TrainRun:
             self.callbacks.append(keras.callbacks.EarlyStopping(monitor="loss", patience=100,
                                                                 restore_best_weights=True))
 
+    def _build_input(self) -> tuple[tf.data.Dataset, tuple[str, dict[str, Any]]]:
+        """One epoch's input, exactly `steps` batches, and (input variant, tf.data options) for the row."""
+        if self.variant.input == "memory":  # the bound never reads the pipeline: the same on-device batch
+            return tf.data.Dataset.from_tensors(self.probe).repeat(self.steps), ("memory (one batch on the device)", {})
+        # Passes of at most the pipeline's own pass size (the image set is finite), repeated inside one
+        # iterator, cut to exactly `steps` batches.
+        need = self.steps * self.batch_size
+        per_pass = min(need, pipeline.pass_examples(self.pipe, self.size))  # type: ignore[arg-type]
+        ds, pipe_info = pipeline.build_dataset(self.pipe, self.size, per_pass, -(-need // per_pass))  # type: ignore[arg-type]
+        return ds.take(self.steps), (self.pipe.name, pipe_info["tf_data_options"])
+
     def scale(self, passes: int, repeat: int = 1) -> None:
-        """A round of `passes` epochs of the size's steps, each a fresh pass over an input of exactly that many
-        batches (`repeat` is for pipelines: an epoch here is already long against its fixed costs)."""
-        v, size = self.variant, self.size
+        """A round of `passes` epochs of the size's steps, each a fresh pass over the same one-epoch input
+        (`repeat` is for pipelines: an epoch here is already long against its fixed costs)."""
+        v = self.variant
         self.epochs = passes
-        self.steps = self.base_steps
         self.examples_per_round = passes * self.steps * self.batch_size
-        if v.input == "memory":  # the bound never reads the pipeline: the same on-device batch every step
-            self.dataset = tf.data.Dataset.from_tensors(self.probe).repeat(self.steps)
-            input_variant, options = "memory (one batch on the device)", {}
-        else:
-            # Passes of at most the pipeline's own pass size (the image set is finite), repeated inside one
-            # iterator, cut to exactly `steps` batches.
-            need = self.steps * self.batch_size
-            one_pass = pipeline.build_dataset(self.pipe, size)[1]["examples"]  # type: ignore[arg-type]
-            per_pass = min(need, one_pass)
-            ds, pipe_info = pipeline.build_dataset(self.pipe, size, per_pass, -(-need // per_pass))  # type: ignore[arg-type]
-            self.dataset = ds.take(self.steps)
-            input_variant, options = self.pipe.name, pipe_info["tf_data_options"]
+        input_variant, options = self._input
         self.info.update({
             "batch_size": self.batch_size, "device": v.device, "loop": v.loop, "model": v.model,
             "strategy": v.strategy, "precision": v.precision, "input_variant": input_variant,
