@@ -1,17 +1,10 @@
-"""Every variant of every scenario in the registry, one benchmark each (the scenarios hold the tables).
+"""Every variant of every loaded scenario, one benchmark each: the built-ins, or those `--tfperf-scenarios` names.
 
-Test ids are ``scenario/variant``. The timing itself happens in worker processes (bench/worker.py): the
-first test of a block asks the harness to measure the whole block, interleaved, and each test then records
-its own row.
+Test ids are ``scenario/variant`` (tfperf.bench.plugin parametrizes ``tfperf_case`` from the registry). The timing
+itself happens in worker processes: the first test of a scenario asks the harness to measure its whole block,
+interleaved, and each test then records its own row.
 """
 
-import pytest
 
-from scenarios.registry import REGISTRY
-
-CASES = [(sc.name, v.name) for sc in REGISTRY.values() for v in sc.variants]
-
-
-@pytest.mark.parametrize(("scenario", "variant"), CASES, ids=[f"{s}/{v}" for s, v in CASES])
-def test_scenario(benchmark, tfperf, scenario, variant):
-    tfperf.measure(benchmark, scenario, variant)
+def test_scenario(benchmark, tfperf, tfperf_case):
+    tfperf.measure(benchmark, *tfperf_case)

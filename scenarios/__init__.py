@@ -1,5 +1,8 @@
-"""tfperf scenarios: what is measured. Plain TensorFlow, variants as data, no pytest."""
+"""The built-in scenarios: made with the same public builders a user calls (``import tfperf``), and loaded when
+``--tfperf-scenarios`` is not given. To run your own beside them, name both: ``--tfperf-scenarios scenarios
+--tfperf-scenarios my_bench.py``."""
 
-from .core import SIZES, SUITE_VERSION, Scenario, Size, Unsupported, Variant
+from .models import cnn, mlp
+from .pipelines import cpu, latency, light, step
 
-__all__ = ["SIZES", "SUITE_VERSION", "Scenario", "Size", "Unsupported", "Variant"]
+SCENARIOS = [light, cpu, latency, step, mlp, cnn]

@@ -1,49 +1,54 @@
-"""The models every training loop uses, from one definition each.
+"""The built-in models, declared with the public builder (:func:`tfperf.model`), as a user would.
 
-- ``mlp``: the classic Keras MNIST MLP: Dense(128, relu) on 784 features, Dense(10, softmax).
-- ``cnn``: a small convnet on the JPEG image set, the compute-heavier case.
+- ``mlp``: the classic Keras MNIST MLP (Dense(128, relu) on 784 features, Dense(10, softmax)) on the ``light``
+  pipeline; its best input is ``vectorized`` (on 2 cores the light map is bound by per-element overhead, which
+  parallelism cannot hide and a vectorized map removes).
+- ``cnn``: a small convnet on the ``cpu`` pipeline's JPEGs, the compute-heavier case; its best input is
+  ``cache`` (the decoded images cached, augmentation after the cache).
 
-Adam and sparse categorical cross-entropy for both; no metrics (see compile_for_fit). Under ``mixed_float16`` the last layer
-stays float32 so the softmax and the loss are computed in full precision, as Keras recommends.
+Adam and sparse categorical cross-entropy for both. Under ``mixed_float16`` the last layer stays float32 so the
+softmax and the loss are computed in full precision, as Keras recommends.
 """
 
 from __future__ import annotations
 
 import keras
 
-from . import data
+import tfperf
+from tfperf import data
+
+from .pipelines import MODEL_SIDE, cpu, light
 
 
-def build(name: str, side: int, seed: int = data.SEED) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    if name == "mlp":
-        layers = [keras.Input((data.FEATURES,)), keras.layers.Dense(128, activation="relu")]
-    elif name == "cnn":
-        layers = [
-            keras.Input((side, side, 3)),
-            keras.layers.Conv2D(16, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.GlobalAveragePooling2D(),
-        ]
-    else:
-        raise ValueError(f"unknown model {name!r}: expected mlp or cnn")
+def _compiled(layers: list) -> keras.Model:
     layers.append(keras.layers.Dense(data.CLASSES, activation="softmax", dtype="float32"))
-    return keras.Sequential(layers, name=name)
+    m = keras.Sequential(layers)
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy())
+    return m
 
 
-def loss_fn() -> keras.losses.Loss:
-    return keras.losses.SparseCategoricalCrossentropy()
+def build_mlp() -> keras.Model:
+    keras.utils.set_random_seed(data.SEED)
+    return _compiled([keras.Input((data.FEATURES,)), keras.layers.Dense(128, activation="relu")])
 
 
-def optimizer() -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(1e-3)
+def build_cnn(size: tfperf.Size) -> keras.Model:
+    keras.utils.set_random_seed(data.SEED)
+    side = tfperf.per_size(MODEL_SIDE, size)
+    return _compiled([
+        keras.Input((side, side, 3)),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.GlobalAveragePooling2D(),
+    ])
 
 
-def compile_for_fit(model: keras.Model, steps_per_execution: int = 1) -> None:
-    """No metrics, as in the custom loops (which compute the loss only), so fit and the loops do the same work.
-    jit_compile is explicit: Keras's "auto" turns XLA on for fit on any machine with a GPU, also for /CPU:0
-    variants, and off under a distribution strategy, which would change what fit against xla compares."""
-    model.compile(optimizer=optimizer(), loss=loss_fn(), metrics=[], jit_compile=False,
-                  steps_per_execution=steps_per_execution)
+mlp = tfperf.model("mlp", build_mlp, light, best="vectorized",
+                   steps={"smoke": 8, "small": 25, "default": 25, "large": 100},
+                   doc="the classic Keras MNIST MLP on the light pipeline")
+cnn = tfperf.model("cnn", build_cnn, cpu, best="cache", loops=("fit", "function", "xla"), strategies=False,
+                   extras=False, gpu=("fit", "xla"), mixed_precision=False,
+                   steps={"smoke": 2, "small": 3, "default": 4, "large": 8},
+                   doc="a small convnet on the JPEG pipeline")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke", "-q",
-           "-p", "no:cacheprovider", "-k", "light-naive", *args]
+           "-p", "no:cacheprovider", "-k", "light/naive", *args]
     if "--tfperf-results" not in args:
         cmd += ["--tfperf-results", str(tmp_path / "results")]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -83,11 +83,12 @@ def test_cache_that_cannot_be_written_fails_the_variant_in_one_line(tmp_path):
     blocker.write_text("")
     env = dict(os.environ, TFPERF_CACHE=str(blocker))
     cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke", "-q",
-           "-p", "no:cacheprovider", "-k", "cpu-naive", "--tfperf-no-profile", "--tfperf-no-report",
+           "-p", "no:cacheprovider", "-k", "cpu/naive", "--tfperf-no-profile", "--tfperf-no-report",
            "--tfperf-results", str(tmp_path / "results"), "--tfperf-run-id", "r"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1
-    assert "pipeline/cpu-naive failed: CacheError: image cache (TFPERF_CACHE=" in proc.stdout
+    assert ("cpu/naive failed: scenario cpu: files scenarios.pipelines._shards raised CacheError: image cache "
+            "(TFPERF_CACHE=") in proc.stdout
     assert "Traceback" not in proc.stdout
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
     assert data["tfperf"]["unmeasured"][0]["extra_info"]["status"] == "failed"
@@ -101,7 +102,7 @@ REPORT_CASES = {
     "threshold negative": (["compare", "{run}", "{run}", "--threshold", "-5"], "--threshold must be between"),
     "threshold nan": (["compare", "{run}", "{run}", "--threshold", "nan"], "--threshold must be between"),
     "threshold-for without =": (["compare", "{run}", "{run}", "--threshold-for", "x"], "wants PATTERN=PERCENT"),
-    "threshold-for negative": (["compare", "{run}", "{run}", "--threshold-for", "training/*=-15"],
+    "threshold-for negative": (["compare", "{run}", "{run}", "--threshold-for", "mlp/*=-15"],
                                "must be between 0 and 1000 percent"),
     "alpha 0": (["compare", "{run}", "{run}", "--alpha", "0"], "--alpha must be above 0 and below 1"),
     "one run": (["compare", "{run}"], "compare wants BASE NEW"),

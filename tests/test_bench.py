@@ -15,12 +15,12 @@ pytestmark = pytest.mark.slow
 
 
 def _ids(*ids: str) -> list[str]:
-    """Exact node ids (-k would match mlp-fit-best-mirrored for mlp-fit-best)."""
+    """Exact node ids (-k would match mlp/fit-best-mirrored for mlp/fit-best)."""
     return [f"bench/test_scenarios.py::test_scenario[{i}]" for i in ids]
 
 
 def _workers_left() -> list[str]:
-    """Command lines of bench.worker processes still running (every test must leave none)."""
+    """Command lines of tfperf.bench.worker processes still running (every test must leave none)."""
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -33,8 +33,9 @@ def _workers_left() -> list[str]:
     return out
 
 
-def _bench(tmp_path: Path, *args: str, plugin: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def _bench(tmp_path: Path, *args: str, plugin: str | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
     targets = [a for a in args if a.startswith("bench/")] or ["bench"]
     args = tuple(a for a in args if not a.startswith("bench/"))
     cmd = [sys.executable, "-m", "pytest", *targets, "--benchmark-only", "--tfperf-size", "smoke",
@@ -46,8 +47,8 @@ def _bench(tmp_path: Path, *args: str, plugin: str | None = None) -> subprocess.
 
 
 def test_run_writes_results_traces_and_report(tmp_path):
-    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-parallel_prefetch", "training/mlp-fit-best",
-                                  "training/mlp-fit-best-gpu0"), "bench/test_report.py")
+    proc = _bench(tmp_path, *_ids("light/naive", "light/parallel_prefetch", "mlp/fit-best", "mlp/fit-best-gpu0"),
+                  "bench/test_report.py")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "results" / "r"
     data = json.loads((run / "benchmarks.json").read_text())
@@ -57,12 +58,12 @@ def test_run_writes_results_traces_and_report(tmp_path):
     report = rows.pop("build")  # the report benchmark ran last, over the three traces
     assert report["extra_info"]["status"] == "ok" and report["extra_info"]["traces"] == 3
     assert report["extra_info"]["report_rss_mb"] > 0 and report["extra_info"]["peak_rss_mb"] > 0
-    assert set(rows) == {"light-naive", "light-parallel_prefetch", "mlp-fit-best"} | (
-        {"mlp-fit-best-gpu0"} if data["machine_info"]["tfperf"]["gpus"] else set())
-    rows.pop("mlp-fit-best-gpu0", None)
+    assert set(rows) == {"naive", "parallel_prefetch", "fit-best"} | (
+        {"fit-best-gpu0"} if data["machine_info"]["tfperf"]["gpus"] else set())
+    rows.pop("fit-best-gpu0", None)
     for b in rows.values():
         info = b["extra_info"]
-        for key in ("scenario", "variant", "knobs", "examples", "examples_per_sec", "batch_size", "device", "size",
+        for key in ("scenario", "variant", "kind", "group", "knobs", "examples", "examples_per_sec", "batch_size", "device", "size",
                     "tf_version", "suite_version", "scenario_version", "tf_data_options", "status"):
             assert key in info, key
         assert info["status"] == "ok" and info["size"] == "smoke"
@@ -72,25 +73,27 @@ def test_run_writes_results_traces_and_report(tmp_path):
         assert set(info["round_process"]) == {0} and "load" in info and info["unstable"] in (True, False)
         assert info["profile"]["status"] == "ok" and info["profile"]["steps_captured"] >= 3
         assert (run / info["profile"]["trace"]).is_file()
-    train = rows["mlp-fit-best"]["extra_info"]
+    train = rows["fit-best"]["extra_info"]
+    assert train["kind"] == "training" and rows["naive"]["extra_info"]["kind"] == "pipeline"
+    assert train["input_variant"] == "light/vectorized" and train["bound_variant"] == "fit-memory"
     for key in ("loop", "model", "strategy", "precision", "input_variant", "bound_variant", "step_time_ms",
                 "input_overhead", "input_overhead_lo", "input_overhead_hi"):
         assert key in train, key
     # the bound was timed in the same rounds although not selected: the pair is in the row
-    assert len(train["pairs"]["mlp-fit-memory"]["times"]) == 3
-    assert rows["light-parallel_prefetch"]["extra_info"]["speedup_lo"] <= rows["light-parallel_prefetch"][
-        "extra_info"]["speedup"] <= rows["light-parallel_prefetch"]["extra_info"]["speedup_hi"]
+    assert len(train["pairs"]["fit-memory"]["times"]) == 3
+    assert rows["parallel_prefetch"]["extra_info"]["speedup_lo"] <= rows["parallel_prefetch"][
+        "extra_info"]["speedup"] <= rows["parallel_prefetch"]["extra_info"]["speedup_hi"]
     nulls = {(n["block"], n["variant"]) for n in data["tfperf"]["null_pairs"]}
-    assert nulls == {("light", "light-naive"), ("mlp", "mlp-fit-memory")}
+    assert nulls == {("light", "naive"), ("mlp", "fit-memory")}
     assert data["tfperf"]["interrupted"] is False
     skipped = data["tfperf"]["unmeasured"]
     # without a GPU the GPU variant is skipped with its reason; with one (gpus lists device names) it ran
     has_gpu = bool(data["machine_info"]["tfperf"]["gpus"])
     assert [(u["extra_info"]["variant"], u["extra_info"]["status"]) for u in skipped] == (
-        [] if has_gpu else [("mlp-fit-best-gpu0", "skipped")])
+        [] if has_gpu else [("fit-best-gpu0", "skipped")])
     assert data["machine_info"]["tfperf"]["tf_version"].startswith("2.21")
-    assert sorted(p.name for p in (run / "traces").iterdir()) == [
-        "pipeline.light-naive", "pipeline.light-parallel_prefetch", "training.mlp-fit-best"]
+    assert sorted(p.name for p in (run / "traces").iterdir()) == ["light.naive", "light.parallel_prefetch",
+                                                                  "mlp.fit-best"]
     page = (run / "report.html").read_text()
     assert "id='resolution'" in page and "resolves differences above" in page  # the null pairs, at the top
     assert "tfperf: report" in proc.stdout and "tfperf: resolution: this run resolves" in proc.stdout
@@ -100,35 +103,53 @@ def test_run_writes_results_traces_and_report(tmp_path):
     assert listed.returncode == 0, listed.stderr
 
 
-def _raising(variant: str, statement: str) -> str:
-    """A pytest plugin (source) that makes building one pipeline variant run `statement`."""
-    return f"""
-from scenarios.registry import REGISTRY
-sc = REGISTRY["pipeline"]
-real = sc.build
-def build(v, size):
-    if v.name == {variant!r}:
-        {statement}
-    return real(v, size)
-object.__setattr__(sc, "build", build)
+USER = """
+import os, pathlib, signal
+import tensorflow as tf
+import tfperf
+
+def numbers():
+    return tf.data.Dataset.range(64).map(lambda i: (tf.cast(i, tf.float32), i))
+
+def broken():
+    raise ValueError("boom from the test")
+
+def crashing():
+    marker = os.environ.get("TFPERF_TEST_MARKER")
+    if not marker or not pathlib.Path(marker).exists():
+        if marker:
+            pathlib.Path(marker).write_text("crashed")
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return numbers().batch(8)
+
+ok = tfperf.pipeline("ok", tfperf.Stages(source=numbers, map=lambda x, y: (x + 1.0, y), batch_size=8),
+                     variants=("naive", "prefetch"))
+bad = tfperf.dataset("bad", broken, variants=("as_given",))
+crash = tfperf.dataset("crash", crashing, variants=("as_given", "prefetch"))
 """
 
 
+def _user(tmp_path: Path) -> str:
+    path = tmp_path / "user_scenarios.py"
+    path.write_text(USER)
+    return str(path)
+
+
 def test_failing_variant_is_recorded_and_the_rest_kept(tmp_path):
-    plugin = _raising("light-prefetch", 'raise ValueError("boom from the test")')
-    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile", plugin=plugin)
+    proc = _bench(tmp_path, "--tfperf-scenarios", _user(tmp_path), "-k", "ok/ or bad/", "--tfperf-no-profile")
     assert proc.returncode == 1
-    assert "pipeline/light-prefetch failed: ValueError: boom from the test" in proc.stdout
+    assert ("bad/as_given failed: scenario bad: dataset factory user_scenarios.broken raised ValueError: boom from "
+            "the test") in proc.stdout
     assert "Traceback" not in proc.stdout
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
-    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["light-naive"]
+    assert sorted(b["extra_info"]["variant"] for b in data["benchmarks"]) == ["naive", "prefetch"]
     failed = data["tfperf"]["unmeasured"][0]["extra_info"]
-    assert failed["status"] == "failed" and "boom" in failed["reason"]
+    assert failed["status"] == "failed" and "boom" in failed["reason"] and failed["scenario"] == "bad"
     assert not _workers_left()
 
 
 def test_two_processes_pool_their_rounds(tmp_path):
-    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile",
+    proc = _bench(tmp_path, *_ids("light/naive", "light/prefetch"), "--tfperf-no-profile",
                   "--tfperf-no-report", "--tfperf-processes", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
@@ -144,14 +165,14 @@ def test_interrupted_run_keeps_finished_rows_and_stops_its_workers(tmp_path):
     # Ctrl-C while the second test runs (after its block was measured by the worker process)
     plugin = """
 def pytest_runtest_call(item):
-    if "light-prefetch" in item.name:
+    if "light/prefetch" in item.name:
         raise KeyboardInterrupt
 """
-    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch", "pipeline/cpu-naive"),
+    proc = _bench(tmp_path, *_ids("light/naive", "light/prefetch", "cpu/naive"),
                   "--tfperf-no-profile", plugin=plugin)
     assert proc.returncode == 2  # pytest's "interrupted"
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
-    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["light-naive"]
+    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["naive"]
     assert data["tfperf"]["interrupted"] is True
     assert not list((tmp_path / "results" / "r").glob("*.tmp"))
     assert not _workers_left()
@@ -169,42 +190,22 @@ def test_bad_options_get_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def _crashing(variant: str, marker: Path | None) -> str:
-    """A plugin that kills the worker process with SIGSEGV while it builds `variant` (once, if `marker` is
-    given: the marker file records that it already crashed)."""
-    return f"""
-import os, pathlib, signal
-from scenarios.registry import REGISTRY
-sc = REGISTRY["pipeline"]
-real = sc.build
-MARKER = {str(marker) if marker else ""!r}
-def build(v, size):
-    if v.name == {variant!r}:
-        if MARKER and pathlib.Path(MARKER).exists():
-            return real(v, size)
-        if MARKER:
-            pathlib.Path(MARKER).write_text("crashed")
-        os.kill(os.getpid(), signal.SIGSEGV)
-    return real(v, size)
-object.__setattr__(sc, "build", build)
-"""
-
-
 def test_a_worker_that_crashes_once_is_replaced_and_the_block_measured_again(tmp_path):
-    proc = _bench(tmp_path, *_ids("pipeline/light-naive", "pipeline/light-prefetch"), "--tfperf-no-profile",
-                  "--tfperf-no-report", plugin=_crashing("light-prefetch", tmp_path / "crashed"))
+    marker = tmp_path / "crashed"
+    proc = _bench(tmp_path, "--tfperf-scenarios", _user(tmp_path), "-k", "crash/", "--tfperf-no-profile",
+                  "--tfperf-no-report", env={"TFPERF_TEST_MARKER": str(marker)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
-    assert sorted(b["extra_info"]["variant"] for b in data["benchmarks"]) == ["light-naive", "light-prefetch"]
+    assert sorted(b["extra_info"]["variant"] for b in data["benchmarks"]) == ["as_given", "prefetch"]
     assert len(data["tfperf"]["worker_crashes"]) == 1 and "code -11" in data["tfperf"]["worker_crashes"][0]["cause"]
     assert not _workers_left()
 
 
 def test_a_worker_that_keeps_crashing_fails_its_block_and_the_run_goes_on(tmp_path):
-    proc = _bench(tmp_path, *_ids("pipeline/light-prefetch", "pipeline/cpu-naive"), "--tfperf-no-profile",
-                  "--tfperf-no-report", plugin=_crashing("light-prefetch", None))
+    proc = _bench(tmp_path, "--tfperf-scenarios", _user(tmp_path), "-k", "crash/ or ok/naive", "--tfperf-no-profile",
+                  "--tfperf-no-report")
     assert proc.returncode == 1
-    assert "pipeline/light-prefetch failed: worker process" in proc.stdout and "code -11" in proc.stdout
+    assert "crash/as_given failed: worker process" in proc.stdout and "code -11" in proc.stdout
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
-    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["cpu-naive"]  # the next block ran
+    assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["naive"]  # the next block ran
     assert not _workers_left()

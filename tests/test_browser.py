@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from reports import html
-from reports.load import load_run
+from tfperf.reports import html
+from tfperf.reports.load import load_run
 
 pytestmark = pytest.mark.browser
 

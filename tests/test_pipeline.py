@@ -1,27 +1,31 @@
-"""The pipeline scenario runs what its names say, proven from the profiler trace of what actually ran."""
+"""Pipeline scenarios run what their names say, proven from the profiler trace of what actually ran; the stages and
+the dataset builders make the matrix a user's pipeline needs."""
 
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
-from reports import traces
-from scenarios import pipeline, profiling
-from scenarios.registry import REGISTRY
+import tfperf
+from scenarios import pipelines as builtin
+from tfperf import profiling
+from tfperf.core import ScenarioError
+from tfperf.reports import traces
 
 
-def _ran(variant: str, size, tmp_path: Path) -> dict:
-    run = pipeline.PipelineRun(pipeline.SCENARIO.variant(variant), size)
+def _ran(sc, variant: str, size, tmp_path: Path) -> dict:
+    run = sc.make(sc.variant(variant), size)
     run.run_round()  # warm, so AUTOTUNE has had a pass
     cap = profiling.capture(run, tmp_path / variant, steps=6)
     return traces.tf_data_stats(cap.xplane)
 
 
 def test_naive_runs_sequential_without_prefetch_and_best_runs_both(smoke, tmp_path):
-    naive = _ran("light-naive", smoke, tmp_path)["iterators"]
+    naive = _ran(builtin.light, "naive", smoke, tmp_path)["iterators"]
     assert "Iterator::Map" in naive and "Iterator::BatchV2" in naive
     assert not any(("ParallelMap" in i or "Prefetch" in i or "MapAndBatch" in i) for i in naive), naive
 
-    best = _ran("light-parallel_prefetch", smoke, tmp_path)
+    best = _ran(builtin.light, "parallel_prefetch", smoke, tmp_path)
     assert "Iterator::ParallelMapV2" in best["iterators"] and "Iterator::Prefetch" in best["iterators"]
     chosen = {k.split("::")[-1]: v for k, v in best["autotune"].items()}
     assert int(chosen["ParallelMapV2"]["parallelism"][-1]) >= 1  # the width AUTOTUNE picked is in the trace
@@ -31,15 +35,17 @@ def test_naive_runs_sequential_without_prefetch_and_best_runs_both(smoke, tmp_pa
 
 def test_tf_defaults_rewrites_the_naive_code(smoke, tmp_path):
     """The trap the naive variant's Options avoid: by default TF 2.21 fuses and parallelizes `map`."""
-    ran = _ran("light-tf_defaults", smoke, tmp_path)["iterators"]
+    ran = _ran(builtin.light, "tf_defaults", smoke, tmp_path)["iterators"]
     assert "Iterator::Map" not in ran
     assert any("MapAndBatch" in i or "ParallelMap" in i for i in ran), ran
 
 
-@pytest.mark.parametrize("variant", [v.name for v in REGISTRY["pipeline"]])
-def test_every_variant_delivers_its_round(variant, smoke):
-    v = pipeline.SCENARIO.variant(variant)
-    run = pipeline.PipelineRun(v, smoke)
+@pytest.mark.parametrize("case", [f"{sc.name}/{v.name}" for sc in (builtin.light, builtin.cpu, builtin.latency,
+                                                                    builtin.step) for v in sc.variants])
+def test_every_builtin_variant_delivers_its_round(case, smoke):
+    sc = getattr(builtin, case.split("/")[0])
+    v = sc.variant(case.split("/")[1])
+    run = sc.make(v, smoke)
     assert run.run_round() == run.examples_per_round > 0
     opts = run.info["tf_data_options"]
     if v.tf_defaults:
@@ -48,9 +54,65 @@ def test_every_variant_delivers_its_round(variant, smoke):
         assert opts["map_parallelization"] is False and opts["inject_prefetch"] is False
 
 
-def test_variants_are_data_with_known_baselines():
-    names = {v.name for v in pipeline.VARIANTS}
-    assert all(v.baseline in names for v in pipeline.VARIANTS if v.baseline)
-    assert set(pipeline.TRAINING_INPUTS.values()) <= names
-    with pytest.raises(AttributeError):
-        pipeline.VARIANTS[0].batch_size = 1  # frozen
+def _user_stages(**extra):
+    def source():
+        return tf.data.Dataset.range(200).map(lambda i: (tf.cast(i, tf.float32), i % 3))
+    return tfperf.Stages(source=source, map=lambda x, y: (x * 2.0, y), batch_size=16, **extra)
+
+
+def test_stages_give_the_matrix_their_stages_allow():
+    plain = tfperf.pipeline("plain", _user_stages())
+    names = [v.name for v in plain.variants]
+    assert names == ["naive", "tf_defaults", "parallel_autotune", "prefetch", "parallel_prefetch", "cache"]
+    full = tfperf.pipeline("full", tfperf.Stages(files=["a", "b"], map=lambda r: r, batch_map=lambda r: r,
+                                                 batch_size=4), widths=(3,), shuffles=(50,), batch_sizes=(8,))
+    names = [v.name for v in full.variants]
+    for expected in ("vectorized", "interleave_parallel", "parallel_3", "shuffle_50", "batch_8"):
+        assert expected in names
+    assert full.variant("shuffle_50").more_work and full.variant("vectorized").baseline == "parallel_prefetch"
+    kept = tfperf.pipeline("kept", _user_stages(), variants=("naive", "cache"))
+    assert kept.variant("cache").baseline == "naive"  # its own baseline left out: the nearest kept ancestor
+
+
+def test_a_user_pipeline_runs_every_variant_and_counts_its_source(smoke):
+    sc = tfperf.pipeline("mine", _user_stages(after_cache=lambda x, y: (x + 1.0, y)))
+    for v in sc.variants:
+        run = sc.make(v, smoke)
+        assert run.run_round() == run.examples_per_round == 200, v.name
+        run.scale(2, 3)
+        assert run.run_round() == run.examples_per_round == 1200, v.name
+
+
+def test_versions_follow_the_definition():
+    a = tfperf.pipeline("v", _user_stages())
+    b = tfperf.pipeline("v", _user_stages(), widths=(4,))
+    assert a.version == tfperf.pipeline("v", _user_stages()).version and a.version != b.version
+
+
+def test_an_opaque_dataset_gets_the_options_matrix(smoke, tmp_path):
+    def factory():
+        return tf.data.Dataset.range(96).map(lambda i: tf.cast(i, tf.float32)).batch(8)
+    sc = tfperf.dataset("opaque", factory)
+    names = {v.name for v in sc.variants}
+    assert {"as_given", "rewrites_off", "map_parallelization", "inject_prefetch", "autotune_off", "autotune_cpu_1",
+            "autotune_ram_64mb", "threadpool_1", "nondeterministic", "prefetch", "cache"} <= names
+    for v in sc.variants:
+        run = sc.make(v, smoke)
+        assert run.run_round() == run.examples_per_round == 96, v.name
+    off = sc.make(sc.variant("rewrites_off"), smoke)
+    assert off.dataset.options().experimental_optimization.map_parallelization is False
+    one = sc.make(sc.variant("threadpool_1"), smoke)
+    assert one.dataset.options().threading.private_threadpool_size == 1
+    ran = _ran(sc, "prefetch", smoke, tmp_path)["iterators"]
+    assert any("Prefetch" in i for i in ran), ran
+
+
+@pytest.mark.parametrize("factory, message", [
+    (lambda: [1, 2, 3], "returned list, expected a tf.data.Dataset"),
+    (lambda: 1 / 0, "raised ZeroDivisionError: division by zero"),
+])
+def test_a_bad_dataset_factory_says_which_and_why(smoke, factory, message):
+    sc = tfperf.dataset("bad", factory)
+    with pytest.raises(ScenarioError, match=message) as info:
+        sc.make(sc.variants[0], smoke)
+    assert str(info.value).startswith("scenario bad: dataset factory") and "\n" not in str(info.value)

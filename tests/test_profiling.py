@@ -2,13 +2,14 @@
 
 import pytest
 
-from reports import traces
-from scenarios import profiling, training
+from scenarios.models import mlp
+from tfperf import profiling
+from tfperf.reports import traces
 
 
-@pytest.mark.parametrize("variant", ["mlp-fit-naive", "mlp-function-naive"])
+@pytest.mark.parametrize("variant", ["fit-naive", "function-naive"])
 def test_capture_has_steps_and_input_share(variant, smoke, tmp_path):
-    run = training.TrainRun(training.SCENARIO.variant(variant), smoke)
+    run = mlp.make(mlp.variant(variant), smoke)
     run.run_round()
     cap = profiling.capture(run, tmp_path / variant, steps=8)
     assert cap.xplane.is_file() and cap.steps_marked == 8

@@ -6,16 +6,17 @@ import sys
 
 import pytest
 
-from reports import compare, html, tables
-from reports.__main__ import main
-from reports.load import ReportError, load_run
+from tfperf.reports import compare, html, tables
+from tfperf.reports.__main__ import main
+from tfperf.reports.load import ReportError, load_run
 
 from .conftest import REPO
 
 
 def test_reports_never_import_tensorflow_or_scenarios(fixture_run):
-    code = (f"import sys, reports.__main__ as m; rc = m.main(['build', {str(fixture_run)!r}]); "
-            "assert 'tensorflow' not in sys.modules and 'scenarios' not in sys.modules, 'imported'; sys.exit(rc)")
+    code = (f"import sys, tfperf.reports.__main__ as m; rc = m.main(['build', {str(fixture_run)!r}]); "
+            "assert not {'tensorflow', 'scenarios', 'tfperf.pipelines', 'tfperf.training'} & set(sys.modules), "
+            "'imported'; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -23,14 +24,14 @@ def test_reports_never_import_tensorflow_or_scenarios(fixture_run):
 def test_load_and_tables(fixture_run):
     run = load_run(fixture_run)
     assert set(run.frame["status"]) == {"ok", "skipped"}
-    t = tables.scenario_table(run, "pipeline")
-    row = t.set_index("variant").loc["light-vectorized"]
-    assert row["baseline"] == "light-naive" and row["speedup"] > 0 and row["speedup_lo"] <= row["speedup_hi"]
-    tr = tables.scenario_table(run, "training").set_index("variant")
-    assert tr.loc["mlp-fit-best", "input_overhead"] == pytest.approx(
-        tr.loc["mlp-fit-memory", "examples_per_sec"] / tr.loc["mlp-fit-best", "examples_per_sec"] - 1, rel=1e-6)
+    t = tables.scenario_table(run, "light")
+    row = t.set_index("variant").loc["vectorized"]
+    assert row["baseline"] == "parallel_prefetch" and row["speedup"] > 0 and row["speedup_lo"] <= row["speedup_hi"]
+    tr = tables.scenario_table(run, "mlp").set_index("variant")  # a training table: it has a bound
+    assert tr.loc["fit-best", "overhead_lo"] <= tr.loc["fit-best", "input_overhead"] <= tr.loc["fit-best", "overhead_hi"]
+    assert tables.kind(run, "light") == "pipeline" and tables.kind(run, "mlp") == "training"
     text = tables.format_text(run)
-    assert "== pipeline" in text and "not measured" in text and "needs 1 GPU" in text
+    assert "== light" in text and "== mlp" in text and "not measured" in text and "needs 1 GPU" in text
 
 
 def test_page_is_offline_and_has_trace_sections(fixture_run):
@@ -79,7 +80,7 @@ def test_bad_results_file_gives_one_line(tmp_path, capsys, content, message):
     assert err.startswith("reports: ") and err.count("\n") == 1 and message in err
 
 
-def _scaled(src, dst, factor, variant="light-naive", tf_version=None):
+def _scaled(src, dst, factor, variant="naive", tf_version=None):
     import shutil
 
     shutil.copytree(src, dst)
@@ -114,11 +115,11 @@ def test_compare_flags_only_real_regressions(fixture_run, tmp_path, capsys):
 
     slow = _scaled(base, tmp_path / "slow", 1.5)
     c = compare.compare(load_run(base), load_run(slow))
-    assert list(c.regressions["benchmark"]) == ["pipeline/light-naive"] and c.exit_code == 1
+    assert list(c.regressions["benchmark"]) == ["light/naive"] and c.exit_code == 1
     assert main(["compare", str(base), str(slow), "--html", str(tmp_path / "c.html")]) == 1
     assert "regression" in (tmp_path / "c.html").read_text()
     # a per-benchmark threshold above the change silences it
-    assert main(["compare", str(base), str(slow), "--threshold-for", "pipeline/light-*=60"]) == 0
+    assert main(["compare", str(base), str(slow), "--threshold-for", "light/*=60"]) == 0
 
     tiny = _scaled(base, tmp_path / "tiny", 1.03)  # real but under the 5% threshold
     assert compare.compare(load_run(base), load_run(tiny)).exit_code == 0
@@ -128,7 +129,7 @@ def test_compare_does_not_flag_noise(fixture_run, tmp_path):
     base = _with_rounds(fixture_run, [1.0, 1.3])  # two rounds can never be significant
     slow = _scaled(base, tmp_path / "slow", 1.2)
     rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
-    assert rows.loc["pipeline/light-naive", "flag"] == "noise"
+    assert rows.loc["light/naive", "flag"] == "noise"
 
 
 def test_compare_refuses_different_versions(fixture_run, tmp_path, capsys):
@@ -146,13 +147,14 @@ def test_compare_lists_benchmarks_in_one_run_only(fixture_run, tmp_path):
     assert "only in base" in set(flags)
 
 
-def _processes(src, dst, factor, variant="light-naive", units=3):
+def _processes(src, dst, factor, variant="naive", units=3):
     """A copy of `src` whose every row has rounds from `units` processes, each process at its own level."""
     import shutil
 
     shutil.copytree(src, dst)
     data = json.loads((dst / "benchmarks.json").read_text())
     data["tfperf"]["run_id"] = dst.name
+    data["tfperf"]["null_pairs"] = []  # only the synthetic process levels: no instance-level floor
     levels = [0.99, 1.0, 1.01, 0.995, 1.005][:units]
     for b in data["benchmarks"]:
         f = factor if b["extra_info"]["variant"] == variant else 1.0
@@ -174,7 +176,7 @@ def test_compare_takes_noise_from_processes_and_several_runs(fixture_run, tmp_pa
     c = compare.compare(load_run(base), load_run(same))
     assert c.exit_code == 0 and (c.rows["test"].str.contains("processes")).all()
     c = compare.compare(load_run(base), load_run(slow))
-    assert list(c.regressions["benchmark"]) == ["pipeline/light-naive"]
+    assert list(c.regressions["benchmark"]) == ["light/naive"]
     assert (c.rows["limit"] < 0.10).all()  # it could have seen 10% on every benchmark
     # several runs a side: BASE... -- NEW...
     assert main(["compare", str(base), str(same), "--", str(slow), str(slow)]) == 1
@@ -186,8 +188,8 @@ def test_compare_says_when_the_rank_test_cannot_reach_significance(fixture_run, 
     base = _with_rounds(fixture_run, [1.0, 1.01, 0.99])  # 3+3 rounds: the smallest p is 0.1
     slow = _scaled(base, tmp_path / "slow", 1.5)
     rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
-    assert "interval only" in rows.loc["pipeline/light-naive", "test"]
-    assert rows.loc["pipeline/light-naive", "flag"] == "regression"
+    assert "interval only" in rows.loc["light/naive", "test"]
+    assert rows.loc["light/naive", "flag"] == "regression"
     assert main(["compare", str(base), str(slow)]) == 1
     assert "lower bounds" in capsys.readouterr().out  # one process a side: said, not hidden
 
@@ -196,7 +198,7 @@ def test_compare_says_when_the_rank_test_cannot_reach_significance(fixture_run, 
     (["--threshold", "-5"], "--threshold must be between 0 and 1000 percent"),
     (["--threshold", "nan"], "--threshold must be between 0 and 1000 percent"),
     (["--threshold", "x"], "--threshold wants a number"),
-    (["--threshold-for", "training/*=-15"], "must be between 0 and 1000 percent"),
+    (["--threshold-for", "mlp/*=-15"], "must be between 0 and 1000 percent"),
     (["--alpha", "0"], "--alpha must be above 0 and below 1"),
     (["--alpha", "inf"], "--alpha must be above 0 and below 1"),
 ])
@@ -212,7 +214,7 @@ def test_compare_reports_a_pattern_that_matches_nothing(fixture_run, capsys):
 
 
 def test_paired_speedup_cancels_drift_and_spans_processes():
-    from reports import stats
+    from tfperf.reports import stats
 
     drift = [1.0, 1.3, 0.8, 1.6, 1.1, 0.9]  # the machine's speed moves between rounds, 2x overall
     base = {"times": [2.0 * d for d in drift], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
@@ -232,7 +234,7 @@ def test_paired_speedup_cancels_drift_and_spans_processes():
     (False, None, (0.9, 0.8, 1.01), False),
 ])
 def test_physics_check(more_work, vs_base, vs_bound, unstable):
-    from reports import stats
+    from tfperf.reports import stats
 
     assert bool(stats.physics_check(more_work, vs_base, vs_bound)) is unstable
 
@@ -244,7 +246,7 @@ def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tm
     for run in (base, slow):  # null pairs whose two instances differ by about 20% in each process
         data = json.loads((run / "benchmarks.json").read_text())
         data["tfperf"]["null_pairs"] = [
-            {"scenario": "pipeline", "block": "light", "variant": "light-naive", "speedup": 1.0, "lo": 0.8, "hi": 1.2,
+            {"scenario": "light", "block": "light", "variant": "naive", "speedup": 1.0, "lo": 0.8, "hi": 1.2,
              "a": {"times": [1.0] * 6, "examples": 1, "process": [0, 0, 0, 1, 1, 1]},
              "b": {"times": [1.2, 1.2, 1.2, 0.83, 0.83, 0.83], "examples": 1, "process": [0, 0, 0, 1, 1, 1]}}
             for _ in range(2)]
@@ -252,4 +254,4 @@ def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tm
     assert compare.instance_variance([load_run(base)]) is not None
     noisy = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     assert (noisy["limit"] > quiet["limit"]).all()  # limits now hold the instance-level spread
-    assert noisy.loc["pipeline/light-naive", "flag"] == "noise"  # 10% is not beyond what such runs resolve
+    assert noisy.loc["light/naive", "flag"] == "noise"  # 10% is not beyond what such runs resolve

@@ -38,7 +38,8 @@ def analyse_run(run_dir: Path, profiles: list[dict[str, Any]], workers: int = 2)
         if p.get("status") != "ok":
             problems.append(f"profile of {key} failed at capture: {p.get('reason', 'no reason given')}")
             continue
-        jobs.append((key, str(run_dir / str(p.get("trace"))), p.get("scenario") == "pipeline"))
+        # tf.data's iterators for input-pipeline scenarios, the top host ops for the rest (the record's kind)
+        jobs.append((key, str(run_dir / str(p.get("trace"))), p.get("kind") in ("pipeline", "dataset")))
     results: dict[str, dict] = {}
     if not jobs:
         return results, problems

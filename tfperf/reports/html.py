@@ -1,6 +1,7 @@
 """One self-contained HTML page per run: plotly.js inlined once, no CDN, every input string escaped.
 
-Per scenario: throughput bars with error bars (examples/s at the median round, bars to the rounds'
+Per scenario (in the order the run measured them; what to show comes from each row's kind, never a name):
+throughput bars with error bars (examples/s at the median round, bars to the rounds'
 quartiles), the speedup table, step-time breakdown bars from the traces, tf.data iterator self times,
 the values AUTOTUNE chose, and the command that opens the traces in TensorBoard. Then what was skipped
 or failed, and the environment.
@@ -66,9 +67,9 @@ def _table(headers: list[str], rows: list[list[str]], bold_first: str | None = N
 
 
 def _throughput(page: Page, run: Run, scenario: str) -> None:
-    """One bar chart per group (preprocessing cost, or model): their scales differ by orders of magnitude."""
+    """One bar chart per group (a row's `group`: one scenario's variants, which compete)."""
     f = run.frame[(run.frame["scenario"] == scenario) & (run.frame["status"] == "ok")]
-    group_col = "cost" if f["cost"].notna().any() else "model" if f["model"].notna().any() else None
+    group_col = "group" if "group" in f and f["group"].notna().any() else None
     groups = [(None, f)] if group_col is None else list(f.groupby(f[group_col].map(tables.text), sort=True))
     for group, g in groups:
         g = g.sort_values("examples_per_sec")
@@ -78,7 +79,7 @@ def _throughput(page: Page, run: Run, scenario: str) -> None:
         fig = go.Figure(go.Bar(x=eps, y=[_label(v) for v in g["variant"]], orientation="h",
                                error_x=dict(type="data", array=plus, arrayminus=minus, visible=True),
                                marker_color="#4c78a8"))
-        name = f"{scenario}" + (f", {group_col} {group}" if group_col else "")
+        name = f"{scenario}" + (f", {group}" if group_col and group != scenario else "")
         fig.update_layout(title=f"{_label(name)}: examples/s (median round; bars to the quartiles)",
                           height=max(220, 24 * len(g) + 90), xaxis_title="examples/s")
         page.chart(fig)
@@ -212,7 +213,7 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
         items = "".join(f"<li>{esc(p)}</li>" for p in problems)
         page.add(f"<div class='partial' id='partial'><b>Partial report.</b><ul>{items}</ul></div>")
     traces_dir = run.path / "traces"
-    for scenario in sorted(run.frame["scenario"].dropna().unique()):
+    for scenario in tables.scenarios(run):
         t = tables.scenario_table(run, scenario)
         page.add(f"<h2 id='scenario-{esc(str(scenario))}'>{esc(str(scenario))}</h2>")
         if t.empty:
@@ -222,8 +223,7 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
             _speedups(page, scenario, t)
             page.add("<h3>Where the time goes (profiler)</h3>")
             _breakdown(page, scenario, figures)
-            if scenario == "pipeline":
-                _tf_data(page, {k: v for k, v in figures.items() if k.startswith("pipeline/")})
+            _tf_data(page, {k: v for k, v in figures.items() if k.startswith(f"{scenario}/")})
             _top_ops(page, scenario, figures)
     page.add("<h2>Traces</h2>")
     if traces_dir.is_dir():

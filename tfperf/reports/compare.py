@@ -127,7 +127,7 @@ def unit_variance(base_units: list[float], new_units: list[float]) -> tuple[floa
 
 
 def judge(base_units: list[float], base_rounds: list[float], new_units: list[float], new_rounds: list[float],
-          alpha: float, pooled: tuple[float, int] | None = None) -> dict[str, object]:
+          alpha: float, pooled: tuple[float, int] | None = None, floor: float | None = None) -> dict[str, object]:
     """Change (fraction), its 95% interval, p, the detection limit, and which test was used. `pooled` is the
     block's pooled unit variance and its degrees of freedom: the benchmark uses the larger of its own and that
     (its own two or three processes alone say little about their spread)."""
@@ -136,6 +136,8 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
         var, df = own, own_df
         if pooled is not None and pooled[1] > own_df and not math.isnan(pooled[0]):
             var, df = max(own, pooled[0]), pooled[1]
+        if floor is not None:  # no unit is quieter than two instances of one variant in one process
+            var = max(var, floor)
         a, b = np.log(new_units), np.log(base_units)
         diff = float(a.mean() - b.mean())
         se = math.sqrt(var * (1 / len(a) + 1 / len(b))) or 1e-12
@@ -180,13 +182,13 @@ def instance_variance(runs: list[Run]) -> tuple[float, int] | None:
 
 
 def _group(runs: list[Run], name: str) -> str:
-    """The block a benchmark was measured in (scenario plus cost or model), for pooling unit variances."""
+    """The block a benchmark was measured in (its row's `group`, else its scenario), for pooling unit variances."""
     for run in runs:
         f = run.frame
         for r in f.itertuples():
             if f"{r.scenario}/{r.variant}" == name:
-                key = getattr(r, "cost", None) or getattr(r, "model", None)
-                return f"{r.scenario}/{key if isinstance(key, str) else ''}"
+                key = getattr(r, "group", None)
+                return key if isinstance(key, str) and key else str(r.scenario)
     return name
 
 
@@ -216,8 +218,6 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             pools.setdefault(_group(bases, name), []).append((var, df))
     pooled = {g: (sum(v * d for v, d in xs) / sum(d for _, d in xs), sum(d for _, d in xs)) for g, xs in pools.items()}
     floor = instance_variance(bases + news)
-    if floor is not None:  # no unit is quieter than two instances of one variant in one process
-        pooled = {g: (max(v, floor[0]), d) for g, (v, d) in pooled.items()}
     out = []
     for name in every:
         limit = threshold
@@ -233,7 +233,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             out.append(row)
             continue
         (bu, br), (nu, nr) = units[name]
-        row.update(judge(bu, br, nu, nr, alpha, pooled.get(_group(bases, name))))
+        row.update(judge(bu, br, nu, nr, alpha, pooled.get(_group(bases, name)), floor[0] if floor else None))
         row.update(base_s=float(np.median(br)), new_s=float(np.median(nr)), units=f"{len(bu)}/{len(nu)}")
         change, lo, hi = float(row["change"]), float(row["lo"]), float(row["hi"])  # type: ignore[arg-type]
         significant = (not row["test_can_reach"]) or float(row["p"]) < alpha  # type: ignore[arg-type]

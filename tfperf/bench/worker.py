@@ -1,15 +1,16 @@
-"""One measurement process: `python -m bench.worker --serve INDEX`. bench/harness.py starts N of them once and
-sends each of them every block in turn (never two at once).
+"""One measurement process: `python -m tfperf.bench.worker --serve INDEX`. tfperf/bench/harness.py starts N of them
+once and sends each of them every block in turn (never two at once).
 
 Why a process of its own: on TF 2.21 a whole process can sit at a different level from the next (thread
 placement on 2 cores), so repetition pays only across processes (pyperf's lesson), and the parent pytest
 process stays free of every variant's state. Blocks arrive in the order the tests need them.
 
-A *block* is a set of variants that compare with each other (one preprocessing cost, one model), plus every
+A *block* is the selected variants of one scenario (they compete or compare), plus every
 baseline and bound they name and a *twin* of the block's anchor: the same variant built and timed a second
 time, the null pair that states the run's resolution. In a block:
 
-1. build every variant (a failure or an Unsupported variant is recorded, the rest go on);
+1. build every variant (a failure, or a variant whose ``requires`` this machine lacks, is recorded with its
+   reason; the rest go on);
 2. warm up: one untimed round each (tracing, XLA compilation, caches filling), recorded as ``warmup_s``;
 3. calibrate: from a second untimed round, choose ``repeat`` (examples per pass, so a pass lasts at least
    MIN_PASS_S against its iterator's start-up) and ``passes`` (fresh iterators per round, so a round lasts at
@@ -80,7 +81,11 @@ BUSY_STEAL = 0.05  # the hypervisor took more than 5%
 
 
 def _message(exc: BaseException) -> str:
+    from tfperf.core import ScenarioError
+
     text = str(exc).strip()
+    if isinstance(exc, ScenarioError):  # already one line naming the scenario, the factory and the cause
+        return text.splitlines()[0]
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
 
 
@@ -137,16 +142,17 @@ def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int,
 
 def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
               scales: dict[str, list[int]]) -> dict[str, Any]:
-    from scenarios.core import MIN_PASS_S, Unsupported
+    from tfperf import devices
+    from tfperf.core import MIN_PASS_S, Unsupported
 
     for m in block:
         try:
-            m.scenario.check_supported(m.variant)
+            devices.check(m.variant.requires)  # the harness, not each scenario, skips what the machine lacks
         except Unsupported as exc:
             m.fail("skipped", str(exc))
             continue
         try:
-            m.runnable = m.scenario.build(m.variant, size)
+            m.runnable = m.scenario.make(m.variant, size)
         except Exception as exc:  # a variant that cannot be built is recorded; the block goes on
             m.fail("failed", _message(exc))
     alive = [m for m in block if m.runnable is not None]
@@ -161,7 +167,7 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
             elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
                 m.passes, m.repeat = twin_of.passes, twin_of.repeat
             else:
-                m.passes, m.repeat = _choose_scale(m.calibration_s, size, MIN_PASS_S if m.scenario.name != "training" else 0)
+                m.passes, m.repeat = _choose_scale(m.calibration_s, size, MIN_PASS_S if m.scenario.kind != "training" else 0)
             if (m.passes, m.repeat) != (1, 1):
                 m.runnable.scale(m.passes, m.repeat)
                 m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
@@ -220,13 +226,14 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
 
 
 def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:
-    from reports import traces
-    from scenarios import profiling
+    from tfperf import profiling
+    from tfperf.reports import traces
 
     run_dir = Path(spec["run_dir"])
     run_name = f"{m.scenario.name}.{m.variant.name}"
     logdir = run_dir / "traces" / run_name
-    record: dict[str, Any] = {"scenario": m.scenario.name, "variant": m.variant.name, "run": run_name}
+    record: dict[str, Any] = {"scenario": m.scenario.name, "variant": m.variant.name, "run": run_name,
+                              "kind": m.scenario.kind}
     start = time.perf_counter()
     try:
         cap = profiling.capture(m.runnable, logdir, spec["profile_steps"], profiling.TracerLevels(**spec["levels"]))
@@ -241,19 +248,15 @@ def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def plan(selection: list[tuple[str, str]]) -> list[tuple[str, str, list[tuple[str, str, bool]]]]:
-    """Blocks for a selection: [(scenario, block key, [(variant, member name, selected), ...])], in registry
-    order, each with the partners its selected variants need and the twin of its anchor."""
-    from scenarios.registry import REGISTRY
-
+def plan(selection: list[tuple[str, str]], registry: Any) -> list[tuple[str, str, list[tuple[str, str, bool]]]]:
+    """Blocks for a selection: [(scenario, block key, [(variant, member name, selected), ...])], one per scenario
+    in selection order, each with the partners its selected variants need and the twin of its anchor."""
     wanted: dict[tuple[str, str], set[str]] = {}
     for scenario_name, variant_name in selection:
-        sc = REGISTRY[scenario_name]
-        key = sc.block(sc.variant(variant_name))
-        wanted.setdefault((scenario_name, key), set()).add(variant_name)
+        wanted.setdefault((scenario_name, scenario_name), set()).add(variant_name)
     blocks = []
     for (scenario_name, key), chosen in wanted.items():
-        sc = REGISTRY[scenario_name]
+        sc = registry[scenario_name]
         need = set(chosen)
         for name in chosen:
             need.update(sc.partners(sc.variant(name)))
@@ -268,31 +271,32 @@ def plan(selection: list[tuple[str, str]]) -> list[tuple[str, str, list[tuple[st
 
 
 def _supported(sc: Any, name: str) -> bool:
-    from scenarios.core import Unsupported
+    from tfperf import devices
+    from tfperf.core import Unsupported
 
     try:
-        sc.check_supported(sc.variant(name))
+        devices.check(sc.variant(name).requires)
         return True
     except Unsupported:
         return False
 
 
-def serve(index: int, imports: list[str]) -> int:
+def serve(index: int, imports: list[str], specs: list[str]) -> int:
     """Answer block requests from the harness, one JSON line in and one out, until stdin closes."""
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (TensorFlow, Keras) go to stderr
     faulthandler.enable()  # a crash inside TensorFlow leaves the Python stack in the worker's log
     import importlib
 
-    from scenarios.quiet import tensorflow_started
+    from tfperf.quiet import tensorflow_started
 
     with tensorflow_started():
         import tensorflow as tf
 
-        from scenarios import SIZES, devices
-        from scenarios.registry import REGISTRY
+        from tfperf import SIZES, devices, registry
 
         devices.configure()
+        reg = registry.use(registry.load(specs))  # the same scenarios as the pytest process
     tf.get_logger().setLevel("ERROR")  # retracing notices for each built variant's own functions
     for module in imports:  # the session's -p plugins: a test may patch the registry through one
         importlib.import_module(module)
@@ -301,7 +305,7 @@ def serve(index: int, imports: list[str]) -> int:
             continue
         spec = json.loads(line)
         size = SIZES[spec["size"]]
-        sc = REGISTRY[spec["scenario"]]
+        sc = reg[spec["scenario"]]
         block = [Member(sc, sc.variant(v), name, selected) for v, name, selected in spec["members"]]
         label = f"tfperf: process {spec['process'] + 1}/{spec['processes']}: {spec['scenario']}/{spec['block']}"
         start = time.perf_counter()
@@ -320,8 +324,10 @@ def serve(index: int, imports: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "--serve":
-        return serve(int(argv[1]), [a.split("=", 1)[1] for a in argv[2:] if a.startswith("--import=")])
-    print("usage: python -m bench.worker --serve INDEX [--import=MODULE ...] (started by bench/harness.py)",
+        return serve(int(argv[1]), [a.split("=", 1)[1] for a in argv[2:] if a.startswith("--import=")],
+                     [a.split("=", 1)[1] for a in argv[2:] if a.startswith("--scenarios=")])
+    print("usage: python -m tfperf.bench.worker --serve INDEX [--import=MODULE ...] [--scenarios=SPEC ...] "
+          "(started by tfperf/bench/harness.py)",
           file=sys.stderr)
     return 2
 

@@ -1,6 +1,6 @@
 """How a variant is timed, recorded and profiled. bench's test stays one line and calls :meth:`Harness.measure`.
 
-Timing happens in worker processes (bench/worker.py), never in this pytest process: ``--tfperf-processes N``
+Timing happens in worker processes (tfperf/bench/worker.py), never in this pytest process: ``--tfperf-processes N``
 workers start once each and stay up; when a test needs a block that is not yet measured, every worker measures
 that whole block in turn (variants, their baselines and bounds, and the null-pair twin interleaved round by
 round), then each variant's test turns its rounds from every process into its pytest-benchmark row: the rounds
@@ -33,15 +33,13 @@ from typing import Any
 import pytest
 from pytest_benchmark.utils import safe_dumps
 
-from reports import stats as rstats
-from reports.load import atomic_write
-from scenarios import SUITE_VERSION, Size, Variant, profiling
-from scenarios.core import Scenario
-from scenarios.registry import REGISTRY
+from tfperf import SUITE_VERSION, Size, Variant, profiling
+from tfperf.core import Scenario
+from tfperf.registry import Registry
+from tfperf.reports import stats as rstats
+from tfperf.reports.load import atomic_write
 
 from .worker import TWIN, plan
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -56,6 +54,8 @@ class Settings:
     rounds: int = 0  # timed rounds per process; 0: the size's
     seed: int = 0
     plugins: tuple[str, ...] = ()
+    specs: tuple[str, ...] = ()  # --tfperf-scenarios, as given (the workers load the same)
+    paths: tuple[str, ...] = ()  # import roots the workers need (the pytest rootdir, the working directory)
 
 
 class Worker:
@@ -64,14 +64,14 @@ class Worker:
     def __init__(self, index: int, settings: Settings):
         self.index = index
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (*settings.paths, env.get("PYTHONPATH", "")) if p)
         logs = settings.run_dir / "logs"
         logs.mkdir(exist_ok=True)
         self.log = logs / f"worker-{index + 1}.log"
         with open(self.log, "a", encoding="utf-8") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker", "--serve", str(index),
-                 *[f"--import={m}" for m in settings.plugins]],
+                [sys.executable, "-m", "tfperf.bench.worker", "--serve", str(index),
+                 *[f"--import={m}" for m in settings.plugins], *[f"--scenarios={s}" for s in settings.specs]],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True, cwd=os.getcwd(),
                 start_new_session=True)  # its own group: Ctrl-C reaches this process, which stops the worker
 
@@ -124,6 +124,7 @@ def _load_summary(loads: list[dict[str, Any]]) -> dict[str, Any]:
 class Harness:
     config: pytest.Config
     settings: Settings
+    registry: Registry
     unmeasured: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
     finished: list[Any] = field(default_factory=list)  # pytest-benchmark Metadata of complete rows
@@ -139,14 +140,22 @@ class Harness:
 
     # ---- rows -------------------------------------------------------------------------------------
     def base_info(self, scenario: Scenario, variant: Variant) -> dict[str, Any]:
+        """What every row says of itself, so reports need nothing but the row: its scenario (the group it
+        competes in), kind, baseline and bound."""
         return {
             "scenario": scenario.name,
             "variant": variant.name,
+            "kind": scenario.kind,
+            "group": scenario.name,
             "description": variant.description,
+            "scenario_doc": scenario.doc,
             "baseline": variant.baseline,
+            "bound_variant": getattr(variant, "bound", None),
             "more_work": variant.more_work,
+            "requires": list(variant.requires),
             "knobs": variant.knobs(),
             **variant.knobs(),
+            **scenario.info,
             "size": self.settings.size.name,
             "tf_version": _tf_version(),
             "suite_version": SUITE_VERSION,
@@ -157,12 +166,16 @@ class Harness:
     def select(self, selection: list[tuple[str, str]]) -> None:
         """The variants this session will run (after -k and friends): the blocks are planned from them."""
         self.selection = selection
-        for scenario_name, key, members in plan(selection):
+        for scenario_name, key, members in plan(selection, self.registry):
             for variant_name, _, _ in members:
                 self._blocks[(scenario_name, variant_name)] = (scenario_name, key, members)
 
     def measure(self, benchmark: Any, scenario_name: str, variant_name: str) -> None:
-        scenario = REGISTRY[scenario_name]
+        if not scenario_name:  # a SPEC that did not load: its one line, as a failed test
+            reason = dict(self.registry.errors).get(variant_name, "did not load")
+            benchmark._mode, benchmark.has_error = "tfperf: scenarios did not load", True
+            pytest.fail(f"tfperf: --tfperf-scenarios {variant_name}: {reason}", pytrace=False)
+        scenario = self.registry[scenario_name]
         variant = scenario.variant(variant_name)
         info = self.base_info(scenario, variant)
         benchmark.extra_info.update(info)
@@ -285,7 +298,7 @@ class Harness:
 
     def _fill(self, benchmark: Any, scenario: Scenario, variant: Variant, rec: dict[str, Any]) -> None:
         """The row: pytest-benchmark's own Stats from the rounds of every process, and extra_info."""
-        benchmark._mode = "tfperf: timed in worker processes (bench/worker.py)"  # the fixture counts as used
+        benchmark._mode = "tfperf: timed in worker processes (tfperf/bench/worker.py)"  # the fixture counts as used
         stats = benchmark._make_stats(1)
         for t in rec["times"]:
             stats.update(t)
@@ -355,12 +368,12 @@ class Harness:
         the peak memory it reports for itself and its largest trace-converting worker. (Not this process's
         RUSAGE_CHILDREN: ru_maxrss survives exec, so a child of this 1.6 GB process would report 1.6 GB.)"""
         run_dir = self.settings.run_dir
-        benchmark.extra_info.update(scenario="report", variant="build", description="python -m reports build RUN",
+        benchmark.extra_info.update(scenario="report", variant="build", kind="report", group="report", description="python -m reports build RUN",
                                     size=self.settings.size.name, suite_version=SUITE_VERSION, scenario_version="1",
                                     tf_version=_tf_version(), knobs={"workers": 2}, status="running")
         self.write()
         out = run_dir / ".report-benchmark.html"
-        cmd = [sys.executable, "-m", "reports", "build", str(run_dir), "--out", str(out), "--workers", "2"]
+        cmd = [sys.executable, "-m", "tfperf.reports", "build", str(run_dir), "--out", str(out), "--workers", "2"]
 
         peaks: list[tuple[float, float]] = []
 
@@ -416,7 +429,9 @@ class Harness:
             "run_id": s.run_dir.name,
             "size": s.size.name,
             "suite_version": SUITE_VERSION,
-            "scenario_versions": {name: sc.version for name, sc in REGISTRY.items()},
+            "scenario_versions": {name: sc.version for name, sc in self.registry.items()},
+            "scenarios": list(self.settings.specs) or ["(built-in)"],
+            "scenario_errors": [{"spec": spec, "reason": why} for spec, why in self.registry.errors],
             "command": " ".join(["pytest", *sys.argv[1:]]),
             "profiling": {"enabled": s.profile, "steps": s.profile_steps,
                           "tracer_levels": vars(s.levels) if s.profile else None},

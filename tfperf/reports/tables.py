@@ -2,7 +2,7 @@
 
 Each measured variant gets: examples/s (from the median round), its speedup over its baseline (the variant
 its scenario names) with a 95% bootstrap interval, and, for training rows, ``input_overhead =
-time / bound - 1`` against its compute-only-bound variant, with its interval. Skipped and failed rows are
+time / bound - 1`` against its compute-only-bound variant (the row's ``bound_variant``), with its interval. Skipped and failed rows are
 listed with their reasons.
 """
 
@@ -70,7 +70,7 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
             # an older results file: time per example of the baseline over this one's, two medians apart
             s, lo, hi = ratio_interval(_per_example(base), _per_example(r))
             row.update(speedup=s, speedup_lo=lo, speedup_hi=hi)
-        if scenario == "training" or text(getattr(r, "bound_variant", None)):
+        if text(getattr(r, "bound_variant", None)):
             bound = by_variant.get(text(r.bound_variant)) if text(r.bound_variant) else None
             row["bound_examples_per_sec"] = bound.examples_per_sec if bound is not None else float("nan")
             row["step_time_ms"] = r.step_time_ms
@@ -84,6 +84,21 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
                 row.update(input_overhead=float("nan"), overhead_lo=float("nan"), overhead_hi=float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def scenarios(run: Run) -> list[str]:
+    """The run's scenarios in the order it measured them (the report benchmark last)."""
+    names = [str(s) for s in dict.fromkeys(run.frame["scenario"].dropna())]
+    kinds = dict(zip(run.frame["scenario"], run.frame["kind"], strict=True)) if "kind" in run.frame else {}
+    return sorted(names, key=lambda n: kinds.get(n) == "report")
+
+
+def kind(run: Run, scenario: str) -> str:
+    """What a scenario measures, from its rows (pipeline, dataset, training, report)."""
+    if "kind" not in run.frame:
+        return ""
+    kinds = run.frame[run.frame["scenario"] == scenario]["kind"].dropna()
+    return str(kinds.iloc[0]) if len(kinds) else ""
 
 
 def resolution(run: Run) -> list[dict]:
@@ -156,7 +171,7 @@ def format_text(run: Run) -> str:
     out += resolution_lines(run)
     for problem in run.problems:
         out.append(f"partial: {problem}")
-    for scenario in sorted(run.frame["scenario"].dropna().unique()):
+    for scenario in scenarios(run):
         t = scenario_table(run, scenario)
         if t.empty:
             continue

@@ -1,0 +1,40 @@
+"""tfperf: what each TensorFlow input-pipeline and training choice costs or gains, measured on your machine.
+
+The public API, to declare scenarios that ``pytest bench --benchmark-only --tfperf-scenarios FILE`` runs:
+
+- :func:`pipeline` and :class:`Stages`: a pipeline given as its stages (source or files, per-element map,
+  optional after-cache and batch-level stages, batch size) becomes the tf.data matrix (naive, tf.data defaults,
+  parallel map, prefetch, fixed widths, cache, vectorized, interleave, shuffle, batch sizes);
+- :func:`dataset`: a finished ``tf.data.Dataset`` (a factory) becomes the matrix of what ``tf.data.Options`` and
+  appended stages can change;
+- :func:`model`: a compiled Keras model (a factory) and its data become the training matrix (fit,
+  steps_per_execution, GradientTape loops eager, tf.function and XLA, strategies, checkpoint, callback, GPU and
+  mixed precision), each on the naive and the best input and the compute-only bound.
+
+The built-in scenarios (the repository's ``scenarios/``) are made with these same builders. Importing tfperf
+does not import TensorFlow until a builder is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .core import SIZES, SUITE_VERSION, Scenario, ScenarioError, Size, Unsupported, Variant, per_size
+
+AUTOTUNE = -1
+
+__all__ = ["AUTOTUNE", "SIZES", "SUITE_VERSION", "Scenario", "ScenarioError", "Size", "Stages", "Unsupported",
+           "Variant", "dataset", "model", "per_size", "pipeline"]
+
+
+def __getattr__(name: str) -> Any:
+    # The builders import TensorFlow: loaded on first use, so `tfperf report ...` stays light.
+    if name in ("pipeline", "dataset", "Stages"):
+        from . import pipelines
+
+        return getattr(pipelines, name)
+    if name == "model":
+        from . import training
+
+        return training.model
+    raise AttributeError(f"module 'tfperf' has no attribute {name!r}")

@@ -1,0 +1,450 @@
+"""Training scenarios from a user's Keras model: ``model.fit`` against custom GradientTape loops, per input,
+device and strategy.
+
+:func:`model` takes a factory returning a compiled Keras model (or ``(model, loss, optimizer)``) and the data it
+trains on: a pipeline scenario (:func:`tfperf.pipeline` or :func:`tfperf.dataset`), whose naive variant and best
+variant are the two real inputs, or a plain factory returning a dataset of ``(features, labels)`` batches.
+
+Loops: ``fit``; ``fit_spe`` (``steps_per_execution=10``); ``eager`` (a GradientTape step called from
+Python); ``function`` (the same step in ``tf.function``); ``xla`` (``tf.function(jit_compile=True)``).
+Inputs: ``naive``, ``best`` and ``memory``, the compute-only bound: the same number of steps fed one batch
+already materialized on the device (for ``fit``, that batch repeated by ``Dataset.from_tensors(...).repeat()``;
+for custom loops, the same tensors passed each step). Reports derive ``input_overhead = time / bound - 1`` from
+the pair. Also: ``one_device`` and ``mirrored`` strategies (two logical CPUs), a checkpoint every N steps, an
+EarlyStopping callback, and GPU variants (with mixed precision) that the harness skips without a GPU.
+
+``fit`` is compiled with no metrics and ``jit_compile=False`` (the model's own optimizer and loss), so ``fit``
+and the custom loops (which compute the loss only) do the same work; Keras's ``jit_compile="auto"`` would turn
+XLA on for ``fit`` on any machine with a GPU, also for /CPU:0 variants.
+
+A round is several epochs of a fixed number of steps, each over a fresh pass of the input; training goes on from
+round to round. Model building, compiling and function tracing happen in the untimed warm-up round.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from . import devices
+from .core import (
+    Scenario,
+    ScenarioError,
+    Size,
+    Variant,
+    call_user,
+    describe_callable,
+    fingerprint,
+    first_line,
+    per_size,
+)
+from .pipelines import PipelineScenario, dataset
+
+STEPS_PER_EXECUTION = 10
+LOOPS = ("fit", "fit_spe", "eager", "function", "xla")
+DEFAULT_STEPS = {"smoke": 4, "small": 10, "default": 20, "large": 50}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainVariant(Variant):
+    loop: str = "fit"  # fit | fit_spe | eager | function | xla
+    input: str = "best"  # naive | best | memory (the compute-only bound)
+    device: str = "/CPU:0"
+    strategy: str = "default"  # default | one_device | mirrored
+    precision: str = "float32"  # float32 | mixed_float16
+    checkpoint_every: int = 0  # CheckpointManager.save every N steps (0: none)
+    early_stopping: bool = False
+    bound: str | None = None  # the compute-only-bound variant this one is measured against
+
+
+def _suffix(device: str, strategy: str, precision: str) -> list[str]:
+    parts = []
+    if device != "/CPU:0":
+        parts.append(device.strip("/").replace(":", "").lower())
+    if strategy != "default":
+        parts.append(strategy)
+    if precision != "float32":
+        parts.append(precision)
+    return parts
+
+
+def _matrix(loops: Sequence[str], strategies: bool, extras: bool, gpu: Sequence[str],
+            mixed_precision: bool) -> tuple[TrainVariant, ...]:
+    """The variant table. A variant refers to its baseline and bound through the variants themselves."""
+    rows: dict[tuple[str, str, str, str, str], TrainVariant] = {}
+    order: list[TrainVariant] = []
+
+    def grid(loop: str, inputs: Sequence[str], base: Callable[[str], TrainVariant | None], device: str = "/CPU:0",
+             strategy: str = "default", precision: str = "float32", requires: tuple[str, ...] = ()) -> None:
+        made = []
+        for inp in ("memory", *[i for i in inputs if i != "memory"]):  # the bound first: the others refer to it
+            name = "-".join([loop, inp, *_suffix(device, strategy, precision)])
+            bound = rows.get((loop, "memory", device, strategy, precision))
+            baseline = base(inp)
+            v = TrainVariant(name=name, loop=loop, input=inp, device=device, strategy=strategy, precision=precision,
+                             baseline=baseline.name if baseline else None, requires=requires,
+                             bound=bound.name if bound else name)
+            rows[(loop, inp, device, strategy, precision)] = v
+            made.append(v)
+        order.extend(made[1:] + made[:1])  # listed with the bound last, as a reader expects
+
+    def cpu(loop: str, inp: str, strategy: str = "default") -> TrainVariant | None:
+        return rows.get((loop, inp, "/CPU:0", strategy, "float32"))
+
+    def on_gpu(loop: str, inp: str) -> TrainVariant | None:
+        return rows.get((loop, inp, "/GPU:0", "default", "float32"))
+
+    inputs = ("naive", "best", "memory")
+    for loop in loops:
+        if loop == "fit":
+            grid(loop, inputs, lambda inp: None)
+        elif loop == "xla" and "function" in loops:
+            grid(loop, inputs, lambda inp: cpu("function", inp))
+        else:
+            grid(loop, inputs, lambda inp: cpu("fit", inp))
+    if strategies and "fit" in loops:
+        grid("fit", ("best", "memory"), lambda inp: cpu("fit", inp), strategy="one_device")
+        grid("fit", ("best", "memory"), lambda inp: cpu("fit", inp, "one_device"), strategy="mirrored",
+             requires=("logical_cpus>=2",))
+    if extras and "function" in loops:
+        base = cpu("function", "best")
+        assert base is not None
+        order.append(TrainVariant(name="function-best-ckpt", loop="function", checkpoint_every=25, baseline=base.name,
+                                  bound=base.bound, more_work=True,
+                                  description="CheckpointManager.save every 25 steps (max_to_keep=2)"))
+    if extras and "fit" in loops:
+        base = cpu("fit", "best")
+        assert base is not None
+        # Named for what it measures: each round is one fit() call, and Keras resets EarlyStopping's state in
+        # on_train_begin, so it never stops; what it costs is the callback's per-epoch bookkeeping.
+        order.append(TrainVariant(
+            name="fit-best-es_callback", loop="fit", early_stopping=True, baseline=base.name, bound=base.bound,
+            more_work=True, description="fit with an EarlyStopping(monitor='loss', patience=100, "
+                                        "restore_best_weights=True) callback attached: its cost per epoch (a fit() "
+                                        "per round never stops)"))
+    def same_on_cpu(loop: str) -> Callable[[str], TrainVariant | None]:
+        return lambda inp: cpu(loop, inp)
+
+    for loop in gpu:
+        if loop in loops:
+            grid(loop, ("best", "memory"), same_on_cpu(loop), device="/GPU:0", requires=("gpu",))
+    if mixed_precision and "fit" in gpu and "fit" in loops:
+        grid("fit", ("best", "memory"), lambda inp: on_gpu("fit", inp), device="/GPU:0", precision="mixed_float16",
+             requires=("gpu",))
+    if strategies and "fit" in gpu and "fit" in loops:
+        grid("fit", ("best", "memory"), lambda inp: on_gpu("fit", inp), device="/GPU:0", strategy="mirrored",
+             requires=("gpus>=2",))
+    return tuple(order)
+
+
+@dataclass(frozen=True)
+class ModelScenario(Scenario):
+    factory: Callable[..., Any] | None = None
+    data: PipelineScenario | None = None
+    naive: str = "naive"
+    best: str = "parallel_prefetch"
+    steps: Any = None
+
+    def make(self, v: Variant, size: Size) -> TrainRun:
+        return TrainRun(self, v, size)  # type: ignore[arg-type]
+
+
+def model(name: str, build: Callable[..., Any], data: PipelineScenario | Callable[..., tf.data.Dataset], *,
+          naive: str | None = None, best: str | None = None, steps: Any = None, loops: Sequence[str] = LOOPS,
+          strategies: bool = True, extras: bool = True, gpu: Sequence[str] = ("fit", "function", "xla"),
+          mixed_precision: bool = True, variants: Sequence[str] | None = None, doc: str = "") -> ModelScenario:
+    """A training scenario. ``build``: a factory (it may take the Size) returning a compiled ``keras.Model`` or
+    ``(model, loss, optimizer)``; it is called once per variant, inside the variant's device or strategy scope.
+    ``data``: a pipeline scenario, whose ``naive`` and ``best`` variants (default: ``naive`` and
+    ``parallel_prefetch`` for stages, ``as_given`` and ``prefetch`` for a dataset) are the inputs, or a factory
+    returning a dataset of ``(features, labels)`` batches. ``steps``: steps per epoch (an int, or by size name).
+    ``loops``, ``strategies``, ``extras`` (checkpoint, callback), ``gpu`` (loops also run on /GPU:0),
+    ``mixed_precision`` (fit on the GPU under mixed_float16) and ``variants`` (names to keep) shape the matrix."""
+    from .pipelines import _keep
+
+    if not callable(build):
+        raise ScenarioError(f"scenario {name}: build must be a function returning a model, got {type(build).__name__}")
+    bad = [lp for lp in loops if lp not in LOOPS]
+    if bad:
+        raise ScenarioError(f"scenario {name}: unknown loops {bad}; known: {', '.join(LOOPS)}")
+    if not isinstance(data, PipelineScenario):
+        if not callable(data):
+            raise ScenarioError(f"scenario {name}: data must be a pipeline scenario or a dataset factory, got "
+                                f"{type(data).__name__}")
+        data = dataset(f"{name}-input", data)
+    defaults = ("as_given", "prefetch") if data.kind == "dataset" else ("naive", "parallel_prefetch")
+    naive, best = naive or defaults[0], best or defaults[1]
+    for which in (naive, best):
+        try:
+            data.variant(which)
+        except KeyError:
+            raise ScenarioError(f"scenario {name}: input {which!r} is not a variant of {data.name} "
+                                f"({', '.join(v.name for v in data.variants)})") from None
+    rows = _keep(name, _matrix(loops, strategies, extras, gpu, mixed_precision), variants)
+    version = fingerprint(sys.modules[__name__], rows, build, data.version, naive, best, steps)
+    return ModelScenario(name=name, version=version, variants=rows, kind="training", doc=doc,
+                         info={"input_scenario": data.name}, factory=build, data=data, naive=naive, best=best,
+                         steps=steps if steps is not None else DEFAULT_STEPS)
+
+
+def _strategy(v: TrainVariant) -> tf.distribute.Strategy | None:
+    if v.strategy == "one_device":
+        return tf.distribute.OneDeviceStrategy(v.device)
+    if v.strategy == "mirrored":
+        kind = "GPU" if v.device.startswith("/GPU") else "CPU"
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices(kind)][:2])
+    return None
+
+
+class _StepMarker(keras.callbacks.Callback):
+    """Marks each fit batch as a profiler step, so the Overview page has step times."""
+
+    def __init__(self, mark: Callable[[int], AbstractContextManager[Any]]):
+        super().__init__()
+        self._mark, self._open, self._step = mark, None, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Our own count, not Keras's batch index: with steps_per_execution that index jumps by N, and
+        # xprof only pairs up consecutive step numbers.
+        self._open = self._mark(self._step)
+        self._step += 1
+        self._open.__enter__()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._open is not None:
+            self._open.__exit__(None, None, None)
+            self._open = None
+
+
+class TrainRun:
+    """One training variant, built and ready: model, optimizer, input and loop."""
+
+    def __init__(self, scenario: ModelScenario, v: TrainVariant, size: Size):
+        self.scenario, self.variant, self.size = scenario, v, size
+        assert scenario.data is not None
+        self.data = scenario.data
+        self.base_steps = int(per_size(scenario.steps, size))
+        self.pipe = self.data.variant(scenario.naive if v.input == "naive" else scenario.best)
+        self.strategy = _strategy(v)
+        self._ckpt_dir: str | None = None
+        self.save_seconds: list[float] = []
+        # A fixed batch (the bound's input and the loss probe), from a one-batch pass of the same pipeline: a
+        # partial pass over the round's dataset would abandon a half-filled cache.
+        self.probe = self._first_batch()
+        self.batch_size = int(tf.shape(tf.nest.flatten(self.probe[0])[0])[0])
+        with self._scope(), devices.precision(v.precision):
+            self.model, loss, optimizer = self._model()
+            if v.loop.startswith("fit"):
+                self.model.compile(optimizer=optimizer, loss=loss, metrics=[], jit_compile=False,
+                                   steps_per_execution=STEPS_PER_EXECUTION if v.loop == "fit_spe" else 1)
+            else:
+                self.optimizer = optimizer
+                if v.precision == "mixed_float16":
+                    self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+                self.loss = loss
+            self.probe = tuple(tf.identity(t) for t in self.probe)  # on the device (or replicated scope)
+            self._check_fit(loss)
+        self.steps = self.base_steps
+        self.dataset, self._input = self._build_input()
+        self.info: dict[str, Any] = {}
+        self.scale(1)
+        if not v.loop.startswith("fit"):
+            self._step = self._make_step()
+            if v.checkpoint_every:
+                self._ckpt_dir = tempfile.mkdtemp(prefix="tfperf-ckpt-")
+                self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+                self.manager = tf.train.CheckpointManager(self.checkpoint, self._ckpt_dir, max_to_keep=2)
+        self.callbacks: list[keras.callbacks.Callback] = []
+        if v.early_stopping:
+            self.callbacks.append(keras.callbacks.EarlyStopping(monitor="loss", patience=100,
+                                                                restore_best_weights=True))
+
+    def _first_batch(self) -> tuple[Any, Any]:
+        per_pass = self.data.pass_examples(self.pipe, self.size)
+        one, _ = self.data.dataset_for(self.pipe, self.size, min(per_pass, 4096))
+        try:
+            batch = next(iter(one))
+        except StopIteration:
+            raise ScenarioError(f"scenario {self.scenario.name}: input {self.data.name}/{self.pipe.name} "
+                                "gave no batch") from None
+        if not (isinstance(batch, tuple) and len(batch) == 2):
+            raise ScenarioError(f"scenario {self.scenario.name}: input {self.data.name}/{self.pipe.name} yields "
+                                f"{type(batch).__name__} elements; a model trains on (features, labels) batches")
+        return batch
+
+    def _model(self) -> tuple[keras.Model, Any, Any]:
+        """The user's model, loss and optimizer (a compiled model's own, or the ones returned beside it)."""
+        name, factory = self.scenario.name, self.scenario.factory
+        assert factory is not None
+        got = call_user(name, "model factory", factory, size=self.size)
+        what = f"model factory {describe_callable(factory)}"
+        if isinstance(got, tuple) and len(got) == 3:
+            m, loss, optimizer = got
+        else:
+            m, loss, optimizer = got, getattr(got, "loss", None), getattr(got, "optimizer", None)
+        if not isinstance(m, keras.Model):
+            raise ScenarioError(f"scenario {name}: {what} returned {type(m).__name__}, expected a compiled "
+                                "keras.Model or (model, loss, optimizer)")
+        if loss is None or optimizer is None:
+            raise ScenarioError(f"scenario {name}: {what} returned a model that is not compiled; compile it (an "
+                                "optimizer and a loss) or return (model, loss, optimizer)")
+        if isinstance(optimizer, str):
+            optimizer = keras.optimizers.get(optimizer)
+        try:
+            loss = keras.losses.get(loss) if isinstance(loss, str | dict) else loss
+        except ValueError as exc:
+            raise ScenarioError(f"scenario {name}: {what}: {first_line(exc)}") from exc
+        if not callable(loss):
+            raise ScenarioError(f"scenario {name}: {what}: the loss {loss!r} is not callable")
+        if not isinstance(loss, keras.losses.Loss):  # a plain function: reduced to the batch mean, as compile does
+            per_example = loss
+
+            def loss(y_true, y_pred):
+                return tf.reduce_mean(per_example(y_true, y_pred))
+        return m, loss, optimizer
+
+    def _check_fit(self, loss: Any) -> None:
+        """The data must fit the model: one forward pass and the loss on the probe batch, untimed."""
+        x, y = self.probe
+        try:
+            value = loss(y, self.model(x, training=False))
+            if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float32)))):
+                raise ValueError(f"the loss on the first batch is {float(tf.reduce_mean(value))}")
+        except Exception as exc:
+            raise ScenarioError(
+                f"scenario {self.scenario.name}: the batches of {self.data.name}/{self.pipe.name} do not fit the model "
+                f"from {describe_callable(self.scenario.factory)}: {first_line(exc)}") from exc
+
+    def _build_input(self) -> tuple[tf.data.Dataset, tuple[str, dict[str, Any]]]:
+        """One epoch's input, exactly `steps` batches, and (input variant, tf.data options) for the row."""
+        if self.variant.input == "memory":  # the bound never reads the pipeline: the same on-device batch
+            return tf.data.Dataset.from_tensors(self.probe).repeat(self.steps), ("memory (one batch on the device)", {})
+        # Passes of at most the pipeline's own pass size, repeated inside one iterator, cut to exactly `steps`.
+        need = self.steps * self.batch_size
+        per_pass = min(need, self.data.pass_examples(self.pipe, self.size))
+        ds, pipe_info = self.data.dataset_for(self.pipe, self.size, per_pass, -(-need // per_pass))
+        return ds.take(self.steps), (f"{self.data.name}/{self.pipe.name}", pipe_info["tf_data_options"])
+
+    def scale(self, passes: int, repeat: int = 1) -> None:
+        """A round of `passes` epochs of the size's steps, each a fresh pass over the same one-epoch input
+        (`repeat` is for pipelines: an epoch here is already long against its fixed costs)."""
+        v = self.variant
+        self.epochs = passes
+        self.examples_per_round = passes * self.steps * self.batch_size
+        input_variant, options = self._input
+        self.info.update({
+            "batch_size": self.batch_size, "device": v.device, "loop": v.loop, "model": self.scenario.name,
+            "strategy": v.strategy, "precision": v.precision, "input_variant": input_variant,
+            "bound_variant": v.bound, "steps": self.steps * passes, "steps_per_epoch": self.steps,
+            "epochs_per_round": passes, "tf_data_options": options,
+            "jit_compile": v.loop == "xla", "metrics": "none (loss only, in fit and in the custom loops)",
+        })
+        if self.strategy is not None:
+            self.info["replicas"] = self.strategy.num_replicas_in_sync
+
+    def start_timing(self) -> None:
+        """Called before the first timed round: what the warm-up rounds saved is not a timed figure."""
+        self.save_seconds.clear()
+
+    def _scope(self) -> AbstractContextManager[Any]:
+        """A fresh placement scope (strategy scopes are single-use context managers)."""
+        return self.strategy.scope() if self.strategy else tf.device(self.variant.device)
+
+    def _make_step(self):
+        model, opt, loss_fn = self.model, self.optimizer, self.loss
+        mixed = self.variant.precision == "mixed_float16"
+
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+                scaled = opt.scale_loss(loss) if mixed else loss
+            grads = tape.gradient(scaled, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        if self.variant.loop == "eager":
+            return step
+        return tf.function(step, jit_compile=self.variant.loop == "xla")
+
+    def _custom_loop(self, steps: int | None = None, mark=None) -> int:
+        """The GradientTape loop. Each step, the batch fetch included, runs inside `mark(step)` when profiling,
+        so the profiler attributes input time to the step."""
+        n = steps or self.steps
+        if self.variant.input == "memory":
+            batches = None
+        else:
+            batches = iter(self.dataset if steps is None else self.dataset.repeat().take(steps))
+        done = 0
+        every = self.variant.checkpoint_every
+        with self._scope():
+            while done < n:
+                with mark(done) if mark else nullcontext():
+                    if batches is None:
+                        x, y = self.probe
+                    else:
+                        try:
+                            x, y = next(batches)
+                        except StopIteration:
+                            break
+                    self._step(x, y)
+                done += 1
+                if every and done % every == 0:
+                    start = time.perf_counter()
+                    self.manager.save()
+                    self.save_seconds.append(time.perf_counter() - start)
+        return done
+
+    def _iterations(self) -> int:
+        """The optimizer's step count, read back from the device: the round is done when this returns."""
+        opt = self.model.optimizer if self.variant.loop.startswith("fit") else self.optimizer
+        return int(opt.iterations.numpy())
+
+    def run_round(self) -> int:
+        """`epochs` epochs; returns the examples actually trained on (optimizer steps times batch size)."""
+        before = self._iterations()
+        if self.variant.loop.startswith("fit"):
+            with self._scope():
+                self.model.fit(self.dataset, epochs=self.epochs, verbose=0, callbacks=self.callbacks)
+        else:
+            for _ in range(self.epochs):
+                self._custom_loop()
+        return (self._iterations() - before) * self.batch_size
+
+    def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
+        if self.variant.loop.startswith("fit"):
+            # Keras calls batch callbacks once per execution: with steps_per_execution, a marked step is
+            # one execution of that many batches.
+            per_mark = STEPS_PER_EXECUTION if self.variant.loop == "fit_spe" else 1
+            ds = self.dataset.repeat().take(steps * per_mark)
+            with self._scope():
+                self.model.fit(ds, epochs=1, verbose=0, callbacks=[*self.callbacks, _StepMarker(mark)])
+            return steps
+        return self._custom_loop(steps, mark)
+
+    def measured(self) -> dict[str, Any]:
+        """Figures gathered while the rounds ran (bench adds them to the row): the checkpoint cost per save."""
+        if not self.save_seconds:
+            return {}
+        return {"checkpoint_saves": len(self.save_seconds),
+                "checkpoint_ms_per_save_median": 1000 * statistics.median_high(self.save_seconds)}
+
+    def probe_loss(self) -> float:
+        """Loss on the fixed probe batch, without training: tests use it to prove the loop learns."""
+        x, y = self.probe
+        loss = self.model.loss if self.variant.loop.startswith("fit") else self.loss
+        with self._scope():
+            return float(tf.reduce_mean(loss(y, self.model(x, training=False))))
+
+    def close(self) -> None:
+        if self._ckpt_dir:
+            shutil.rmtree(self._ckpt_dir, ignore_errors=True)
