@@ -209,3 +209,33 @@ def test_a_worker_that_keeps_crashing_fails_its_block_and_the_run_goes_on(tmp_pa
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
     assert [b["extra_info"]["variant"] for b in data["benchmarks"]] == ["naive"]  # the next block ran
     assert not _workers_left()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_run_leaves_no_worker_behind(tmp_path, how):
+    """SIGTERM (a timeout, a CI runner) ends the run as Ctrl-C does; even SIGKILL of pytest, which runs no cleanup,
+    takes the workers with it (they die with their parent)."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke", "-q",
+           "-p", "no:cacheprovider", "--tfperf-results", str(tmp_path / "results"), "--tfperf-run-id", "r",
+           "--tfperf-no-profile", "-k", "cpu/ or light/"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not _workers_left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _workers_left(), "the run started a worker"
+    time.sleep(2)  # the worker is busy measuring a block
+    proc.send_signal(getattr(signal, how))
+    out, _ = proc.communicate(timeout=120)
+    for _ in range(50):  # a killed parent's worker gets its signal from the kernel at once; allow a moment
+        if not _workers_left():
+            break
+        time.sleep(0.1)
+    assert not _workers_left(), out[-2000:]
+    if how == "SIGTERM":
+        assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
+        data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+        assert data["tfperf"]["interrupted"] is True

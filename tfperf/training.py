@@ -422,13 +422,15 @@ class TrainRun:
 
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
         if self.variant.loop.startswith("fit"):
-            # Keras calls batch callbacks once per execution: with steps_per_execution, a marked step is
-            # one execution of that many batches.
+            # Keras calls batch callbacks once per execution: with steps_per_execution, a marked step is one
+            # execution of that many batches, and as many batches as the other loops' windows are marked (at
+            # least 3 executions): 10x the batches would make a 10x trace (455 MB for an LSTM at `default`).
             per_mark = STEPS_PER_EXECUTION if self.variant.loop == "fit_spe" else 1
-            ds = self.dataset.repeat().take(steps * per_mark)
+            marks = max(3, -(-steps // per_mark))
+            ds = self.dataset.repeat().take(marks * per_mark)
             with self._scope():
                 self.model.fit(ds, epochs=1, verbose=0, callbacks=[*self.callbacks, _StepMarker(mark)])
-            return steps
+            return marks
         return self._custom_loop(steps, mark)
 
     def measured(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from datetime import datetime
@@ -133,10 +134,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("tfperf_case", cases, ids=ids)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a `timeout`, a CI runner stopping the job) ends the run as Ctrl-C does: the finished rows are
+    kept, the run is marked interrupted, and every worker process is stopped."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark has made its session
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--collect-only"):
         return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _terminate)
     _refuse_benchmark_flags(config)
     size = SIZES[config.getoption("--tfperf-size")]
     steps = config.getoption("--tfperf-profile-steps")

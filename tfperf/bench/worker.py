@@ -281,8 +281,33 @@ def _supported(sc: Any, name: str) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """Never outlive the harness: the kernel kills this process when its parent dies (Linux), and a watchdog
+    thread does the same where that is not available (the harness's stdin would only close after the block)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="tfperf-parent-watch", daemon=True).start()
+
+
 def serve(index: int, imports: list[str], specs: list[str]) -> int:
     """Answer block requests from the harness, one JSON line in and one out, until stdin closes."""
+    _die_with_parent()
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (TensorFlow, Keras) go to stderr
     faulthandler.enable()  # a crash inside TensorFlow leaves the Python stack in the worker's log

@@ -215,7 +215,12 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     traces_dir = run.path / "traces"
     for scenario in tables.scenarios(run):
         t = tables.scenario_table(run, scenario)
-        page.add(f"<h2 id='scenario-{esc(str(scenario))}'>{esc(str(scenario))}</h2>")
+        kind = tables.kind(run, scenario)
+        page.add(f"<h2 id='scenario-{esc(str(scenario))}'>{esc(str(scenario))}"
+                 + (f" <span class='muted'>({esc(kind)})</span>" if kind else "") + "</h2>")
+        docs = run.frame.loc[run.frame["scenario"] == scenario, "scenario_doc"].dropna()
+        if len(docs) and str(docs.iloc[0]).strip():
+            page.add(f"<p>{esc(str(docs.iloc[0]).strip())}</p>")
         if t.empty:
             page.add("<p class='muted'>No variant of this scenario was measured.</p>")
         else:

@@ -22,7 +22,7 @@ class ReportError(Exception):
     """A user-facing problem with the inputs: the message is the whole story."""
 
 
-FIELDS = ("scenario", "variant", "kind", "group", "baseline", "description", "status", "reason", "examples", "examples_per_sec",
+FIELDS = ("scenario", "variant", "kind", "group", "scenario_doc", "baseline", "description", "status", "reason", "examples", "examples_per_sec",
           "batch_size", "device", "size", "tf_version", "suite_version", "scenario_version", "cost", "loop", "model",
           "strategy", "precision", "input", "input_variant", "bound_variant", "steps", "step_time_ms",
           "more_work", "speedup", "speedup_lo", "speedup_hi", "input_overhead", "input_overhead_lo",
