@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reports import tables  # noqa: E402
-from reports.load import load_run  # noqa: E402
+from tfperf.reports import tables  # noqa: E402
+from tfperf.reports.load import load_run  # noqa: E402
 
 
 def speedups(run) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """A pytest plugin that makes one variant really slower, to check that `reports compare` sees it.
 
-    PYTHONPATH=scripts TFPERF_SLOW=pipeline/cpu-parallel_prefetch:10 \\
+    PYTHONPATH=scripts TFPERF_SLOW=cpu/parallel_prefetch:10 \\
         pytest bench --benchmark-only -p slowdown_plugin ...
 
 Each round of that variant then sleeps for the given percentage of the time its real work took, so its
@@ -8,29 +8,31 @@ time per example rises by that much and nothing else changes. bench starts its w
 same -p plugins, so the patch acts where the rounds are timed.
 """
 
-import os
+import osimport os
 import time
-
-from scenarios.registry import REGISTRY
 
 _target, _, _percent = os.environ.get("TFPERF_SLOW", "").partition(":")
 if _target:
+    from tfperf.pipelines import PipelineScenario
+    from tfperf.training import ModelScenario
+
     _scenario_name, _, _variant = _target.partition("/")
-    _scenario = REGISTRY[_scenario_name]
-    _real_build = _scenario.build
 
-    def _build(v, size):
-        runnable = _real_build(v, size)
-        if v.name == _variant:
-            real_round = runnable.run_round
+    def _slower(real_make):
+        def make(self, v, size):
+            runnable = real_make(self, v, size)
+            if self.name == _scenario_name and v.name == _variant:
+                real_round = runnable.run_round
 
-            def slower_round():
-                start = time.perf_counter()
-                done = real_round()
-                time.sleep((time.perf_counter() - start) * float(_percent or 10) / 100)
-                return done
+                def slower_round():
+                    start = time.perf_counter()
+                    done = real_round()
+                    time.sleep((time.perf_counter() - start) * float(_percent or 10) / 100)
+                    return done
 
-            runnable.run_round = slower_round
-        return runnable
+                runnable.run_round = slower_round
+            return runnable
+        return make
 
-    object.__setattr__(_scenario, "build", _build)
+    for _cls in (PipelineScenario, ModelScenario):
+        _cls.make = _slower(_cls.make)
