@@ -8,7 +8,7 @@ time per example rises by that much and nothing else changes. bench starts its w
 same -p plugins, so the patch acts where the rounds are timed.
 """
 
-import osimport os
+import os
 import time
 
 _target, _, _percent = os.environ.get("TFPERF_SLOW", "").partition(":")

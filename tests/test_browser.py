@@ -40,5 +40,10 @@ def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_pa
                              "d.querySelectorAll('.main-svg').length > 0 && d.querySelectorAll('.bars path, .point path').length > 0)")
     assert len(rendered) == charts and all(rendered), rendered
     assert page.evaluate("window.TFPERF_CHARTS") == charts
+    # the page opens with its findings (after the title), each a non-empty sentence
+    assert page.evaluate("document.querySelector('h1').nextElementSibling.id") == "findings"
+    assert page.evaluate("document.querySelectorAll('#findings li').length") >= 1
+    assert all(t.strip() for t in page.evaluate("Array.from(document.querySelectorAll('#findings li')).map(li => "
+                                                "li.textContent)"))
     assert errors == []
     page.screenshot(path=str(tmp_path / "report.png"), full_page=False)

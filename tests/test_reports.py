@@ -32,6 +32,35 @@ def test_load_and_tables(fixture_run):
     assert tables.kind(run, "light") == "pipeline" and tables.kind(run, "mlp") == "training"
     text = tables.format_text(run)
     assert "== light" in text and "== mlp" in text and "not measured" in text and "needs 1 GPU" in text
+    assert text.splitlines()[1] == "== findings"  # the answers come first
+
+
+def test_findings_state_only_what_the_intervals_support(fixture_run):
+    run = load_run(fixture_run)
+    found = tables.findings(run)
+    vec = run.frame.set_index("variant").loc["vectorized"]
+    if vec["speedup_lo"] > 1:  # resolved in the fixture: stated with its number and interval
+        assert any(line.startswith(f"light: vectorized is {vec['speedup']:.2f}x") for line in found), found
+    data = json.loads((fixture_run / "benchmarks.json").read_text())
+    for b in data["benchmarks"]:  # every interval straddles 1: nothing is stated as faster or slower
+        if b["extra_info"].get("speedup"):
+            b["extra_info"].update(speedup=1.05, speedup_lo=0.9, speedup_hi=1.2, unstable=False)
+        if b["extra_info"].get("input_overhead") is not None:
+            b["extra_info"].update(input_overhead=0.05, input_overhead_lo=-0.1, input_overhead_hi=0.2)
+    (fixture_run / "benchmarks.json").write_text(json.dumps(data))
+    found = tables.findings(load_run(fixture_run))
+    assert not any(" is " in line and "the speed of" in line for line in found), found
+    assert any("no difference resolved for" in line and "this run resolves differences above" in line
+               for line in found), found
+
+
+def test_known_tool_limits_are_not_a_partial_report(fixture_run):
+    run = load_run(fixture_run)
+    row = run.frame.index[run.frame["variant"] == "fit-best"][0]
+    run.frame.loc[row, "loop"] = "fit_spe"
+    limit = "profile of mlp/fit-best failed at capture: TraceError: trace holds 0 complete steps, expected 3"
+    assert html._known_limit(run, limit)
+    assert not html._known_limit(run, limit.replace("mlp/fit-best", "light/naive"))
 
 
 def test_page_is_offline_and_has_trace_sections(fixture_run):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,13 @@ from .load import Run, atomic_write
 from .tables import number
 
 esc = html.escape
+NUMBER = re.compile(r"[+-]?[\d,]+(\.\d+)?[x%]?")  # a cell that is one number: right-aligned, text is left
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
 h1{font-size:1.6em} h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em} h3{margin-top:1.4em}
-table{border-collapse:collapse;font-size:.85em;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
-td:first-child,th:first-child{text-align:left} tr:nth-child(even){background:#f7f7f7}
+table{border-collapse:collapse;font-size:.85em;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
+td.n{text-align:right} tr:nth-child(even){background:#f7f7f7}
 .partial{background:#fff3cd;border:1px solid #e0c36c;padding:8px 12px;border-radius:4px}
 code,pre{background:#f2f2f2;padding:2px 4px;border-radius:3px} .muted{color:#777} .best{font-weight:bold}
 .chart{min-height:200px}
@@ -62,7 +64,8 @@ def _table(headers: list[str], rows: list[list[str]], bold_first: str | None = N
     body = []
     for r in rows:
         cls = ' class="best"' if bold_first is not None and r and r[0].endswith(f">{esc(bold_first)}</span>") else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>")
+        body.append(f"<tr{cls}>" + "".join(f"<td class='n'>{c}</td>" if NUMBER.fullmatch(c) else f"<td>{c}</td>"
+                                           for c in r) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -89,7 +92,7 @@ def _speedups(page: Page, scenario: str, t) -> None:
     best = tables.best_variant(t)
     training = "input_overhead" in t.columns
     headers = ["variant", "examples/s", "median round (s)", "rounds", "CV", "warm-up (s)", "speedup",
-               "95% interval", "vs", "reading"]
+               "95% interval", "vs", "reading", "what it is"]
     if training:
         headers += ["step (ms)", "bound ex/s", "input overhead", "95% interval"]
     rows = []
@@ -101,7 +104,7 @@ def _speedups(page: Page, scenario: str, t) -> None:
                number(r.median_s, "{:.4f}"), str(r.rounds), number(None if tables.text(r.cv) == "" else 100 * float(r.cv), "{:.1f}%"),
                number(None if tables.text(r.warmup_s) == "" else float(r.warmup_s), "{:.2f}"),
                number(r.speedup, "{:.2f}x"),
-               esc(tables.interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline), esc(reading)]
+               esc(tables.interval(r.speedup_lo, r.speedup_hi)), esc(r.baseline), esc(reading), esc(r.description)]
         if training:
             row += [number(r.step_time_ms, "{:.2f}"), number(r.bound_examples_per_sec),
                     number(100 * r.input_overhead, "{:+.0f}%"),
@@ -181,8 +184,9 @@ def _environment(run: Run) -> str:
         ["run", esc(run.run_id)], ["size", esc(str(run.meta.get("size", "?")))],
         ["command", f"<code>{esc(str(run.meta.get('command', '')))}</code>"],
         ["TensorFlow", esc(str(tfi.get("tf_version", "?")))], ["Keras", esc(str(tfi.get("keras_version", "?")))],
-        ["CUDA / cuDNN", esc(f"{tfi.get('cuda_version') or '-'} / {tfi.get('cudnn_version') or '-'}")],
         ["GPUs", esc(", ".join(tfi.get("gpus") or []) or "none")],
+        *([["CUDA / cuDNN", esc(f"{tfi.get('cuda_version') or '-'} / {tfi.get('cudnn_version') or '-'}")]]
+          if tfi.get("gpus") else []),
         ["CPU", esc(str(cpu.get("brand_raw") or m.get("processor") or "?"))],
         ["cores", esc(str(m.get("cpu_count", cpu.get("count", "?"))))],
         ["logical CPU devices", esc(str(tfi.get("devices_logical_cpus", "?")))],
@@ -191,6 +195,17 @@ def _environment(run: Run) -> str:
         ["written", esc(str(run.raw.get("datetime", "?")))],
     ]
     return _table(["", ""], rows)
+
+
+def _known_limit(run: Run, problem: str) -> bool:
+    """A profile xprof cannot split into steps under steps_per_execution (Keras fetches the batches inside a while
+    loop there): a known limit of the tools, not a failure of this run."""
+    if "0 complete steps" not in problem or not problem.startswith("profile of "):
+        return False
+    key = problem[len("profile of "):].split(" ", 1)[0]
+    scenario, _, variant = key.partition("/")
+    rows = run.frame[(run.frame["scenario"] == scenario) & (run.frame["variant"] == variant)]
+    return bool(len(rows)) and "loop" in rows and str(rows["loop"].iloc[0]) == "fit_spe"
 
 
 def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
@@ -207,11 +222,20 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
         page.add("<div class='partial' id='interrupted'><b>Interrupted.</b> This run was stopped before every "
                  f"selected variant ran: {len(run.frame)} finished, {len(missing)} did not run"
                  + (f" ({esc(', '.join(missing))})" if missing else "") + ".</div>")
+    limits = [p for p in problems if _known_limit(run, p)]
+    problems = [p for p in problems if p not in limits]
+    found = tables.findings(run)
+    page.add("<section id='findings'><h2>Findings</h2>"
+             + ("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in found) + "</ul>" if found else
+                "<p class='muted'>No measured variant to state a finding about.</p>") + "</section>")
     page.add("<div id='resolution'><b>How sure this run is.</b><pre>"
              + esc("\n".join(tables.resolution_lines(run))) + "</pre></div>")
     if problems:
         items = "".join(f"<li>{esc(p)}</li>" for p in problems)
         page.add(f"<div class='partial' id='partial'><b>Partial report.</b><ul>{items}</ul></div>")
+    if limits:
+        items = "".join(f"<li>{esc(p)}</li>" for p in limits)
+        page.add(f"<div id='limits'><b>Known limits of the tools</b> (expected, not failures):<ul>{items}</ul></div>")
     traces_dir = run.path / "traces"
     for scenario in tables.scenarios(run):
         t = tables.scenario_table(run, scenario)
@@ -248,6 +272,8 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
                         [[esc(str(r.scenario)), esc(str(r.variant)), esc(str(r.status)), esc(str(r.reason))]
                          for r in um.itertuples()]))
     page.add("<h2>Environment</h2>" + _environment(run))
+    if tables.report_cost(run):
+        page.add(f"<p class='muted'>The suite itself: {esc(tables.report_cost(run))}.</p>")
     doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
            f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>{''.join(page.parts)}"
            f"<script>window.TFPERF_CHARTS = {json.dumps(page.charts)};</script></body></html>")

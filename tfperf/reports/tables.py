@@ -73,6 +73,7 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
         if text(getattr(r, "bound_variant", None)):
             bound = by_variant.get(text(r.bound_variant)) if text(r.bound_variant) else None
             row["bound_examples_per_sec"] = bound.examples_per_sec if bound is not None else float("nan")
+            row["bound_variant"] = text(r.bound_variant)
             row["step_time_ms"] = r.step_time_ms
             overhead = _paired(r, "input_overhead")
             if overhead is not None:
@@ -87,10 +88,19 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
 
 
 def scenarios(run: Run) -> list[str]:
-    """The run's scenarios in the order it measured them (the report benchmark last)."""
+    """The run's scenarios in the order it measured them; the suite's own report benchmark is not one of them
+    (:func:`report_cost`)."""
     names = [str(s) for s in dict.fromkeys(run.frame["scenario"].dropna())]
     kinds = dict(zip(run.frame["scenario"], run.frame["kind"], strict=True)) if "kind" in run.frame else {}
-    return sorted(names, key=lambda n: kinds.get(n) == "report")
+    return [n for n in names if kinds.get(n) != "report" and not (n == "report" and n not in kinds)]
+
+
+def report_cost(run: Run) -> str:
+    """What building this run's report cost (the suite's own benchmark), in one line, or empty."""
+    rows = run.frame[(run.frame["scenario"] == "report") & (run.frame["status"] == "ok")]
+    if rows.empty or _missing(rows["median_s"].iloc[0]):
+        return ""
+    return f"building the report took {rows['median_s'].iloc[0]:.1f} s (median of {int(rows['rounds'].iloc[0])})"
 
 
 def kind(run: Run, scenario: str) -> str:
@@ -151,6 +161,46 @@ def finding(row) -> str:
     return "no difference resolved"
 
 
+def findings(run: Run) -> list[str]:
+    """The run's answers, one sentence each, per scenario: each speedup whose interval excludes 1 (and that passed
+    the physics check), each input overhead whose interval excludes 0; then, in one sentence, what this run could
+    not tell apart from its baseline, with the resolution it has. Nothing is stated that the intervals do not
+    support."""
+    res = [r for r in resolution(run) if not _missing(r["resolves"])]
+    widest = f"+/-{100 * max(r['resolves'] for r in res):.0f}%" if res else "an unknown margin (no null pair)"
+    own = {r["scenario"]: f"+/-{100 * r['resolves']:.0f}%" for r in res}
+    out: list[str] = []
+    for scenario in scenarios(run):
+        if kind(run, scenario) == "report":
+            continue
+        t = scenario_table(run, scenario)
+        if t.empty:
+            continue
+        unresolved, unstable = [], []
+        for r in t.itertuples():
+            reading = finding(r._asdict())
+            if reading == "unstable":
+                unstable.append(r.variant)
+            elif reading in ("faster", "slower"):
+                out.append(f"{scenario}: {r.variant} is {r.speedup:.2f}x "
+                           f"{interval(r.speedup_lo, r.speedup_hi)} the speed of {r.baseline}"
+                           + (f" ({r.description})" if r.description else "") + ".")
+            elif reading:
+                unresolved.append(f"{r.variant} vs {r.baseline}")
+            overhead = getattr(r, "input_overhead", float("nan"))
+            if not _missing(overhead) and not _missing(getattr(r, "overhead_lo", None)) and r.overhead_lo > 0:
+                bound = text(getattr(r, "bound_variant", ""))
+                out.append(f"{scenario}: {r.variant} takes {100 * overhead:.0f}% "
+                           f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:.0f}%')} longer than its "
+                           f"compute-only bound {bound}.")
+        if unresolved:
+            out.append(f"{scenario}: no difference resolved for {', '.join(unresolved)} (this run resolves "
+                       f"differences above {own.get(scenario, widest)} here).")
+        if unstable:
+            out.append(f"{scenario}: not stated, the physics check marked them unstable: {', '.join(unstable)}.")
+    return out
+
+
 def best_variant(table: pd.DataFrame) -> str | None:
     if table.empty:
         return None
@@ -168,6 +218,11 @@ def format_text(run: Run) -> str:
     if run.meta.get("interrupted"):
         out.append(f"INTERRUPTED: this run was stopped before every selected variant ran; did not run: "
                    f"{', '.join(not_run(run)) or 'none recorded'}")
+    found = findings(run)
+    if found:
+        out.append("== findings")
+        out.extend(f"- {line}" for line in found)
+        out.append("")
     out += resolution_lines(run)
     for problem in run.problems:
         out.append(f"partial: {problem}")
@@ -188,6 +243,9 @@ def format_text(run: Run) -> str:
             if r.unstable:
                 cells.append(f"UNSTABLE: {r.unstable_reasons}")
             out.append("  ".join(cells))
+    if report_cost(run):
+        out.append("")
+        out.append(f"the suite itself: {report_cost(run)}")
     um = unmeasured(run)
     if not um.empty:
         out.append("")
