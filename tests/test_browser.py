@@ -45,5 +45,9 @@ def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_pa
     assert page.evaluate("document.querySelectorAll('#findings li').length") >= 1
     assert all(t.strip() for t in page.evaluate("Array.from(document.querySelectorAll('#findings li')).map(li => "
                                                 "li.textContent)"))
+    # a diagnosis from the traces (light/naive's steps wait for its sequential map), with a measured knob
+    diagnosed = page.evaluate("Array.from(document.querySelectorAll('#diagnosis li')).map(li => li.textContent)")
+    assert any(d.startswith("light/naive:") and "sequential map" in d and "measured in this run" in d
+               for d in diagnosed), diagnosed
     assert errors == []
     page.screenshot(path=str(tmp_path / "report.png"), full_page=False)

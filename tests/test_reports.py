@@ -284,3 +284,22 @@ def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tm
     noisy = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     assert (noisy["limit"] > quiet["limit"]).all()  # limits now hold the instance-level spread
     assert noisy.loc["light/naive", "flag"] == "noise"  # 10% is not beyond what such runs resolve
+
+
+def test_diagnosis_names_the_slowest_stage_and_quotes_what_the_run_measured(fixture_run):
+    from tfperf.reports import diagnosis
+    from tfperf.reports.analysis import analyse_run
+
+    run = load_run(fixture_run)
+    figures, _ = analyse_run(run.path, run.profiles, workers=1)
+    found = {e["key"]: e for e in diagnosis.diagnose(run, figures)}
+    naive = found["light/naive"]
+    assert naive["stage"].endswith("::Map") and naive["stage_ms"] > 0 and naive["input_percent"] >= 50
+    assert naive["verified"] and any(e.startswith("light/vectorized ") for e in naive["evidence"])
+    # a knob this run did not measure is said to be unverified, not quoted
+    data = json.loads((fixture_run / "benchmarks.json").read_text())
+    data["benchmarks"] = [b for b in data["benchmarks"] if b["extra_info"]["variant"] != "vectorized"]
+    (fixture_run / "benchmarks.json").write_text(json.dumps(data))
+    run = load_run(fixture_run)
+    lines = diagnosis.lines(diagnosis.diagnose(run, figures))
+    assert any(line.startswith("light/parallel_prefetch:") and "unverified" in line for line in lines), lines

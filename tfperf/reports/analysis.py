@@ -18,6 +18,7 @@ def _analyse(args: tuple[str, str, bool]) -> dict[str, Any]:
     out: dict[str, Any] = {"key": key}
     try:
         out["steps"] = traces.step_summary(xplane)
+        out["iterators"] = traces.iterator_self_ms(xplane)  # every trace: the diagnosis names the slowest stage
         if with_tf_data:
             out["tf_data"] = traces.tf_data_stats(xplane)
         else:

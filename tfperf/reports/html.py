@@ -19,7 +19,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from . import tables
+from . import diagnosis, tables
 from .analysis import analyse_run
 from .load import Run, atomic_write
 from .tables import number
@@ -228,6 +228,12 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     page.add("<section id='findings'><h2>Findings</h2>"
              + ("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in found) + "</ul>" if found else
                 "<p class='muted'>No measured variant to state a finding about.</p>") + "</section>")
+    diagnosed = diagnosis.lines(diagnosis.diagnose(run, figures))
+    page.add("<section id='diagnosis'><h2>Diagnosis</h2><p>Variants whose profile shows steps waiting for input "
+             "(a training step at least 10% input, a pipeline's batches), the slowest tf.data stage in the trace, "
+             "and what this run measured for the knob that addresses it.</p>"
+             + ("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in diagnosed) + "</ul>" if diagnosed else
+                "<p class='muted'>No profiled variant was input-bound (or profiling was off).</p>") + "</section>")
     page.add("<div id='resolution'><b>How sure this run is.</b><pre>"
              + esc("\n".join(tables.resolution_lines(run))) + "</pre></div>")
     if problems:

@@ -81,16 +81,22 @@ def verify(xplane: str | Path, steps_marked: int) -> dict[str, Any]:
     return summary
 
 
-def tf_data_stats(xplane: str | Path) -> dict[str, Any]:
-    """Iterator self times (ms) from the Input Pipeline Analyzer; AUTOTUNE's choices from the trace viewer."""
-    tables = _input_pipeline(str(xplane))
+def iterator_self_ms(xplane: str | Path) -> dict[str, float]:
+    """Self time (ms) of each tf.data iterator in the window, from the Input Pipeline Analyzer; iterators are named
+    by their position in the pipeline (``Iterator::Root::Prefetch::ParallelMapV2``)."""
     self_ms: dict[str, float] = {}
-    for t in tables:
+    for t in _input_pipeline(str(xplane)):
         ids = [c.get("id") for c in t.get("cols", [])]
         if "opName" in ids and "selfTimeInMs" in ids:
             for r in t.get("rows", []):
                 cells = {ids[i]: c.get("v") for i, c in enumerate(r["c"])}
                 self_ms[str(cells["opName"])] = float(cells["selfTimeInMs"] or 0.0)
+    return self_ms
+
+
+def tf_data_stats(xplane: str | Path) -> dict[str, Any]:
+    """Iterator self times (ms) from the Input Pipeline Analyzer; AUTOTUNE's choices from the trace viewer."""
+    self_ms = iterator_self_ms(xplane)
     viewer = _tool(str(xplane), "trace_viewer")
     iterators: set[str] = set()
     chosen: dict[str, dict[str, set[str]]] = {}
