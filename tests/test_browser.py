@@ -37,7 +37,7 @@ def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_pa
     page.goto(path.as_uri())
     page.wait_for_function(f"document.querySelectorAll('.chart .main-svg').length >= {charts}", timeout=20000)
     rendered = page.evaluate("Array.from(document.querySelectorAll('.chart > div')).map(d => "
-                             "d.querySelectorAll('.main-svg').length > 0 && d.querySelectorAll('.bars path, .point path').length > 0)")
+                             "d.querySelectorAll('.main-svg').length > 0 && d.querySelectorAll('.bars path, .point path, .points path').length > 0)")
     assert len(rendered) == charts and all(rendered), rendered
     assert page.evaluate("window.TFPERF_CHARTS") == charts
     # the page opens with its findings (after the title), each a non-empty sentence

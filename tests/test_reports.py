@@ -207,6 +207,9 @@ def test_compare_takes_noise_from_processes_and_several_runs(fixture_run, tmp_pa
     c = compare.compare(load_run(base), load_run(slow))
     assert list(c.regressions["benchmark"]) == ["light/naive"]
     assert (c.rows["limit"] < 0.10).all()  # it could have seen 10% on every benchmark
+    found = compare.findings(c)
+    assert found[0].startswith("light/naive regressed: +10.0% time per example [") and len(found) == 1
+    assert "id='findings'" in compare.format_html(c) and "light/naive regressed" in compare.format_html(c)
     # several runs a side: BASE... -- NEW...
     assert main(["compare", str(base), str(same), "--", str(slow), str(slow)]) == 1
     out = capsys.readouterr().out

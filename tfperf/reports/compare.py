@@ -270,8 +270,34 @@ def summary_lines(c: Comparison) -> list[str]:
     return lines
 
 
+def findings(c: Comparison) -> list[str]:
+    """What the comparison answers, first: each regression and improvement beyond its threshold and detection
+    limit with its interval, what moved but stayed within the noise, and what could not be compared."""
+    out = []
+    if c.incomparable:
+        out.append("these runs are not comparable: " + "; ".join(c.incomparable))
+    for flag, verb in (("regression", "regressed"), ("improvement", "improved")):
+        for r in c.rows[c.rows["flag"] == flag].itertuples():
+            out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {_interval(r.lo, r.hi)} "
+                       f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)")
+    noise = c.rows[c.rows["flag"] == "noise"]
+    if len(noise):
+        out.append(f"{len(noise)} benchmark(s) moved beyond the threshold but within their own repetition (noise): "
+                   + ", ".join(f"{r.benchmark} {100 * r.change:+.0f}%" for r in noise.itertuples()))
+    only = c.rows[c.rows["flag"].isin(["only in base", "only in new"])]
+    if len(only):
+        out.append("could not be compared (in one side only): "
+                   + ", ".join(f"{r.benchmark} ({r.flag})" for r in only.itertuples()))
+    if not out:
+        limits = c.rows["limit"].dropna()
+        out.append("no benchmark changed beyond its threshold and detection limit"
+                   + (f" (median detection limit {100 * limits.median():.1f}%)" if len(limits) else ""))
+    return out
+
+
 def format_text(c: Comparison) -> str:
     lines = [f"base {c.base_label}  ->  new {c.new_label}"]
+    lines += ["findings:", *[f"- {f}" for f in findings(c)]]
     lines += [f"NOT COMPARABLE: {w}" for w in c.incomparable]
     lines += summary_lines(c)
     lines.append(f"{'benchmark':48s} {'base us/ex':>10s} {'new us/ex':>10s} {'change':>8s} {'95% interval':>18s} "
@@ -291,6 +317,8 @@ def format_html(c: Comparison) -> str:
     esc = html.escape
     colour = {"regression": "#f8d7da", "improvement": "#d4edda", "not comparable": "#fff3cd"}
     body = [f"<h1>tfperf compare: {esc(c.base_label)} &rarr; {esc(c.new_label)}</h1>"]
+    body.append("<section id='findings'><h2>Findings</h2><ul>"
+                + "".join(f"<li>{esc(f)}</li>" for f in findings(c)) + "</ul></section>")
     for w in c.incomparable:
         body.append(f"<p style='background:#fff3cd;padding:6px'><b>Not comparable:</b> {esc(w)}</p>")
     body += [f"<p>{esc(line)}</p>" for line in summary_lines(c)]

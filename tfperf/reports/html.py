@@ -88,6 +88,27 @@ def _throughput(page: Page, run: Run, scenario: str) -> None:
         page.chart(fig)
 
 
+def _forest(page: Page, scenario: str, t) -> None:
+    """Each variant's paired speedup over its baseline with its 95% interval, on a log axis around 1 (a forest
+    plot): what the run resolved is what stays clear of the line at 1."""
+    f = t[t["speedup"].notna() & t["speedup_lo"].notna()]
+    if f.empty:
+        return
+    labels = [_label(f"{v} vs {b}") for v, b in zip(f["variant"], f["baseline"], strict=True)]
+    colour = ["#999" if u else ("#2a9d4b" if lo > 1 else "#c0392b" if hi < 1 else "#4c78a8")
+              for u, lo, hi in zip(f["unstable"], f["speedup_lo"], f["speedup_hi"], strict=True)]
+    fig = go.Figure(go.Scatter(
+        x=f["speedup"], y=labels, mode="markers", marker=dict(color=colour, size=9),
+        error_x=dict(type="data", symmetric=False, array=f["speedup_hi"] - f["speedup"],
+                     arrayminus=f["speedup"] - f["speedup_lo"], visible=True),
+        customdata=f["description"], hovertemplate="%{y}: %{x:.2f}x<br>%{customdata}<extra></extra>"))
+    fig.add_vline(x=1, line_dash="dot", line_color="#555")
+    fig.update_layout(title=f"{_label(scenario)}: speedup over the baseline, 95% interval (log axis; green faster, "
+                            "red slower, blue not resolved, grey unstable)",
+                      xaxis_type="log", height=max(220, 24 * len(f) + 90), xaxis_title="speedup (x)")
+    page.chart(fig)
+
+
 def _speedups(page: Page, scenario: str, t) -> None:
     best = tables.best_variant(t)
     training = "input_overhead" in t.columns
@@ -255,6 +276,7 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
             page.add("<p class='muted'>No variant of this scenario was measured.</p>")
         else:
             _throughput(page, run, scenario)
+            _forest(page, scenario, t)
             _speedups(page, scenario, t)
             page.add("<h3>Where the time goes (profiler)</h3>")
             _breakdown(page, scenario, figures)
