@@ -161,16 +161,20 @@ def _tf_data(page: Page, figures: dict[str, dict]) -> None:
     keys = sorted(k for k in figures if "tf_data" in figures[k])
     if not keys:
         return
-    totals: dict[str, float] = {}
+    # Each variant's own stages, by kind of stage (Map, ParallelMapV2, Prefetch, ...): every bar holds that
+    # variant's whole self time, whatever its pipeline's shape (the full positions are in the table below).
+    kinds: dict[str, dict[str, float]] = {}
     for k in keys:
         for it, ms in figures[k]["tf_data"]["iterator_self_ms"].items():
-            totals[it] = totals.get(it, 0.0) + ms
-    top = sorted(totals, key=totals.get, reverse=True)[:8]  # type: ignore[arg-type]
+            kind = diagnosis.stage_type(it)
+            kinds.setdefault(kind, {}).setdefault(k, 0.0)
+            kinds[kind][k] += ms
+    order = sorted(kinds, key=lambda kd: sum(kinds[kd].values()), reverse=True)
     fig = go.Figure()
-    for it in top:
-        fig.add_bar(name=_label(it), y=[_label(k.split("/", 1)[1]) for k in keys],
-                    x=[figures[k]["tf_data"]["iterator_self_ms"].get(it, 0.0) for k in keys], orientation="h")
-    fig.update_layout(barmode="stack", title="tf.data iterator self time in the profiled window (ms)",
+    for kind in order:
+        fig.add_bar(name=_label(kind), y=[_label(k.split("/", 1)[1]) for k in keys],
+                    x=[kinds[kind].get(k, 0.0) for k in keys], orientation="h")
+    fig.update_layout(barmode="stack", title="tf.data self time by kind of stage in the profiled window (ms)",
                       height=max(260, 22 * len(keys) + 80))
     page.chart(fig)
     rows = []
@@ -179,11 +183,14 @@ def _tf_data(page: Page, figures: dict[str, dict]) -> None:
         chosen = "; ".join(f"{it.split('::')[-1]}: " + ", ".join(f"{kn}={'/'.join(v)}" for kn, v in d.items()
                                                                   if kn != "autotune")
                            for it, d in auto.items() if any(kn != "autotune" for kn in d))
-        ran = ", ".join(i.split("::", 1)[1] for i in figures[k]["tf_data"]["iterators"])
+        self_ms = figures[k]["tf_data"]["iterator_self_ms"]
+        ran = ", ".join(f"{i.split('::', 1)[1]} ({self_ms[i]:.1f} ms)" if i in self_ms else i.split("::", 1)[1]
+                        for i in sorted(self_ms, key=self_ms.get, reverse=True))  # type: ignore[arg-type]
         rows.append([esc(k.split("/", 1)[1]), esc(ran), esc(chosen)])
     page.add("<h3>What tf.data ran, and what AUTOTUNE chose</h3>")
-    page.add("<p>Iterators seen in the trace (after tf.data's rewrites) and the parallelism and prefetch "
-             "buffer values recorded on their events during the profiled window.</p>")
+    page.add("<p>Iterators in the trace (after tf.data's rewrites), each named by its position in the pipeline, "
+             "with its self time, slowest first, and the parallelism and prefetch buffer values recorded on their "
+             "events during the profiled window.</p>")
     page.add(_table(["variant", "iterators that ran", "AUTOTUNE's values (parallelism, buffer_limit, ...)"], rows))
 
 

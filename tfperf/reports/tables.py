@@ -56,6 +56,7 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
     for r in frame.itertuples():
         reasons = getattr(r, "unstable_reasons", None)
         row = {"variant": r.variant, "description": text(getattr(r, "description", "")),
+               "device": text(getattr(r, "device", "")),
                "examples_per_sec": r.examples_per_sec, "median_s": r.median_s,
                "rounds": r.rounds, "baseline": text(r.baseline), "speedup": float("nan"),
                "speedup_lo": float("nan"), "speedup_hi": float("nan"), "paired": False,
@@ -202,9 +203,18 @@ def findings(run: Run) -> list[str]:
 
 
 def best_variant(table: pd.DataFrame) -> str | None:
+    """The fastest variant among those that compete: one scenario (one cost, one model), real choices only (a
+    compute-only bound is a yardstick, not a choice), on the device most of its rows ran on."""
     if table.empty:
         return None
-    return str(table.loc[table["examples_per_sec"].idxmax(), "variant"])
+    t = table
+    if "bound_variant" in t:
+        t = t[t["variant"] != t["bound_variant"]]
+    if "device" in t and t["device"].notna().any():
+        t = t[t["device"] == t["device"].mode().iloc[0]]
+    if t.empty:
+        return None
+    return str(t.loc[t["examples_per_sec"].idxmax(), "variant"])
 
 
 def unmeasured(run: Run) -> pd.DataFrame:
