@@ -282,18 +282,20 @@ def _supported(sc: Any, name: str) -> bool:
 
 
 def _die_with_parent() -> None:
-    """Never outlive the harness: the kernel kills this process when its parent dies (Linux), and a watchdog
-    thread does the same where that is not available (the harness's stdin would only close after the block)."""
+    """Never outlive the harness: the kernel kills this process when its parent dies (Linux); where that is not
+    available, a watchdog thread does the same (the harness's stdin would only close after the block)."""
     parent = os.getppid()
     try:
         import ctypes
         import signal
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        armed = ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        armed = False
     if os.getppid() != parent:  # the parent died before the request above took effect
         os._exit(1)
+    if armed:  # the kernel does it: no thread waking up during the timed rounds
+        return
 
     def watch() -> None:
         while os.getppid() == parent:
