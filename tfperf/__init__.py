@@ -19,9 +19,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import SIZES, SUITE_VERSION, Scenario, ScenarioError, Size, Unsupported, Variant, per_size
-
-AUTOTUNE = -1
+from .core import (
+    AUTOTUNE,
+    SIZES,
+    SUITE_VERSION,
+    Scenario,
+    ScenarioError,
+    Size,
+    Unsupported,
+    Variant,
+    per_size,
+)
 
 __all__ = ["AUTOTUNE", "SIZES", "SUITE_VERSION", "Scenario", "ScenarioError", "Size", "Stages", "Unsupported",
            "Variant", "dataset", "model", "per_size", "pipeline"]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SUITE_VERSION = "0.1.0"
+AUTOTUNE = -1  # tf.data.AUTOTUNE, spelled out so variant tables read without importing TensorFlow
 
 
 @dataclass(frozen=True, kw_only=True)

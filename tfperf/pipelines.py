@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from . import data
 from .core import (
+    AUTOTUNE,
     Scenario,
     ScenarioError,
     Size,
@@ -44,7 +45,6 @@ from .core import (
     per_size,
 )
 
-AUTOTUNE = -1  # tf.data.AUTOTUNE, spelled out so the tables read without TensorFlow's constants
 STATIC_REWRITES = ("apply_default_optimizations", "map_parallelization", "inject_prefetch", "map_and_batch_fusion",
                    "parallel_batch", "map_fusion", "noop_elimination", "shuffle_and_repeat_fusion")
 
@@ -412,8 +412,8 @@ class DatasetScenario(PipelineScenario):
                                 "infinite dataset; give batches= (batches per pass)")
         return ds
 
-    def _pass(self, size: Size) -> tuple[int, int]:
-        """(batches, examples) in one pass, counted once per size."""
+    def _pass(self, size: Size) -> tuple[int, int, int]:
+        """(batches, examples, first batch's size) of one pass, counted once per size."""
         memo = self.__dict__.setdefault("_memo", {})
         if size.name not in memo:
             ds = self._given(size)
@@ -426,9 +426,9 @@ class DatasetScenario(PipelineScenario):
             except Exception as exc:
                 raise ScenarioError(f"scenario {self.name}: reading the dataset from "
                                     f"{describe_callable(self.factory)} failed: {first_line(exc)}") from exc
-            memo[size.name] = (int(counts[0]), int(counts[1]))
-            if memo[size.name][0] <= 0:
+            if int(counts[0]) <= 0:
                 raise ScenarioError(f"scenario {self.name}: the dataset from {describe_callable(self.factory)} is empty")
+            memo[size.name] = (int(counts[0]), int(counts[1]), int(_batch_length(next(iter(ds)))))
         return memo[size.name]
 
     def pass_examples(self, v: Variant, size: Size) -> int:
@@ -439,7 +439,7 @@ class DatasetScenario(PipelineScenario):
         """`repeat` passes of the dataset in one iterator, with the variant's options and appended stages. A pass is
         the whole dataset (`examples` cannot cut an opaque dataset: its batches are already made)."""
         assert isinstance(v, DatasetVariant)
-        batches, per_pass = self._pass(size)
+        batches, per_pass, batch_size = self._pass(size)
         ds = self._given(size).take(batches)
         if v.append_cache:
             ds = ds.cache()
@@ -451,10 +451,7 @@ class DatasetScenario(PipelineScenario):
         for key, value in v.options:
             _set_option(options, key, value)
         ds = ds.with_options(options)
-        first = self.__dict__.setdefault("_batch", {})
-        if size.name not in first:
-            first[size.name] = int(_batch_length(next(iter(self._given(size)))))
-        info = {"batch_size": first[size.name], "device": "/CPU:0",
+        info = {"batch_size": batch_size, "device": "/CPU:0",
                 "tf_data_options": dict(v.options) or {"static_optimizations": "as given"},
                 "examples": per_pass * repeat, "repeat": repeat, "batches_per_pass": batches}
         return ds, info

@@ -40,9 +40,6 @@ class Registry:
         except KeyError:
             raise KeyError(f"unknown scenario {name!r}; known: {', '.join(self.scenarios)}") from None
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.scenarios
-
     def values(self):
         return self.scenarios.values()
 
@@ -154,19 +151,3 @@ def load(specs: tuple[str, ...] | list[str] = ()) -> Registry:
                 reg.errors.append((where, str(exc) if isinstance(exc, ScenarioError) else first_line(exc)))
     return reg
 
-
-_CURRENT: Registry | None = None
-
-
-def current() -> Registry:
-    """The registry this process runs (the built-ins until :func:`use` names another)."""
-    global _CURRENT
-    if _CURRENT is None:
-        _CURRENT = load()
-    return _CURRENT
-
-
-def use(reg: Registry) -> Registry:
-    global _CURRENT
-    _CURRENT = reg
-    return reg

@@ -116,7 +116,7 @@ def _registry(config: pytest.Config) -> registry.Registry:
     """The scenarios this session runs, loaded once (a bad SPEC is kept as an error, the others load)."""
     if _REGISTRY not in config.stash:
         with tensorflow_started():
-            config.stash[_REGISTRY] = registry.use(registry.load(config.getoption("--tfperf-scenarios")))
+            config.stash[_REGISTRY] = registry.load(config.getoption("--tfperf-scenarios"))
     return config.stash[_REGISTRY]
 
 

@@ -323,7 +323,7 @@ def serve(index: int, imports: list[str], specs: list[str]) -> int:
         from tfperf import SIZES, devices, registry
 
         devices.configure()
-        reg = registry.use(registry.load(specs))  # the same scenarios as the pytest process
+        reg = registry.load(specs)  # the same scenarios as the pytest process
     tf.get_logger().setLevel("ERROR")  # retracing notices for each built variant's own functions
     for module in imports:  # the session's -p plugins: a test may patch the registry through one
         importlib.import_module(module)
