@@ -2,7 +2,8 @@
 ``--tfperf-scenarios`` is not given. To run your own beside them, name both: ``--tfperf-scenarios scenarios
 --tfperf-scenarios my_bench.py``."""
 
+from .distributed import mlp_multiworker, service_cpu, service_latency
 from .models import cnn, mlp
 from .pipelines import cpu, latency, light, step
 
-SCENARIOS = [light, cpu, latency, step, mlp, cnn]
+SCENARIOS = [light, cpu, latency, step, mlp, cnn, service_latency, service_cpu, mlp_multiworker]

@@ -9,7 +9,10 @@ The public API, to declare scenarios that ``pytest bench --benchmark-only --tfpe
   appended stages can change;
 - :func:`model`: a compiled Keras model (a factory) and its data become the training matrix (fit,
   steps_per_execution, GradientTape loops eager, tf.function and XLA, strategies, checkpoint, callback, GPU and
-  mixed precision), each on the naive and the best input and the compute-only bound.
+  mixed precision), each on the naive and the best input and the compute-only bound;
+- :func:`service`: a pipeline behind the tf.data service (a local dispatcher and 1, 2, 4 worker processes, or
+  ``--tfperf-data-service grpc://HOST:PORT``), in both processing modes, against the pipeline run locally;
+- :func:`multi_worker`: a model scenario trained under MultiWorkerMirroredStrategy by 1 and 2 trainer processes.
 
 The built-in scenarios (the repository's ``scenarios/``) are made with these same builders. Importing tfperf
 does not import TensorFlow until a builder is used.
@@ -32,7 +35,7 @@ from .core import (
 )
 
 __all__ = ["AUTOTUNE", "SIZES", "SUITE_VERSION", "Scenario", "ScenarioError", "Size", "Stages", "Unsupported",
-           "Variant", "dataset", "model", "per_size", "pipeline"]
+           "Variant", "dataset", "model", "multi_worker", "per_size", "pipeline", "service"]
 
 
 def __getattr__(name: str) -> Any:
@@ -45,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from . import training
 
         return training.model
+    if name in ("service", "multi_worker"):
+        from . import distributed
+
+        return getattr(distributed, name)
     raise AttributeError(f"module 'tfperf' has no attribute {name!r}")

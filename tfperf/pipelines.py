@@ -258,19 +258,22 @@ class StagesScenario(PipelineScenario):
         return self.stages_at(size).consumer
 
     def dataset_for(self, v: Variant, size: Size, examples: int | None = None,
-                    repeat: int = 1) -> tuple[tf.data.Dataset, dict[str, Any]]:
+                    repeat: int = 1, cut: bool = True) -> tuple[tf.data.Dataset, dict[str, Any]]:
         """The variant's dataset of batches over `repeat` repetitions of exactly `examples` source records (default:
         its pass size), in one iterator. Repetition sits right after the source, so every repetition does the full
-        work, except for cache variants, where it sits after the cache: repetitions read what the first cached."""
+        work, except for cache variants, where it sits after the cache: repetitions read what the first cached.
+        ``repeat=-1`` repeats without end. ``cut=False`` reads the whole source, uncut (the tf.data service's
+        ``distributed_epoch`` shards the source between workers, and a cut or a cardinality assertion would then
+        apply to each worker's share)."""
         assert isinstance(v, PipelineVariant)
         st = self.stages_at(size)
         n = examples or self.pass_examples(v, size)
         par, pre = _tf_width(v.map_parallel), _tf_width(v.prefetch)
         batch = v.batch_size or st.batch_size
         ds = self._raw(st, size, v.interleave, v.deterministic)
-        # Sources of unknown cardinality (files) get it declared: Keras then plans exact epochs.
-        ds = ds.take(n).apply(tf.data.experimental.assert_cardinality(n))
-        if repeat > 1 and not v.cache:
+        if cut:  # sources of unknown cardinality (files) get it declared: Keras then plans exact epochs
+            ds = ds.take(n).apply(tf.data.experimental.assert_cardinality(n))
+        if repeat != 1 and not v.cache:
             ds = ds.repeat(repeat)
         if v.shuffle:
             ds = ds.shuffle(v.shuffle, seed=data.SEED)
@@ -278,7 +281,7 @@ class StagesScenario(PipelineScenario):
         if v.cache:
             # The expensive stage before the cache; the after-cache stage (random augmentation) after it.
             ds = ds.map(st.map, num_parallel_calls=par, deterministic=det).cache()
-            if repeat > 1:
+            if repeat != 1:
                 ds = ds.repeat(repeat)
             if st.after_cache is not None:
                 ds = ds.map(st.after_cache, num_parallel_calls=par, deterministic=det)

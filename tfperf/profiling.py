@@ -36,6 +36,9 @@ class Capture:
 
 
 def capture(runnable: Runnable, logdir: Path, steps: int, levels: TracerLevels = TracerLevels()) -> Capture:
+    own = getattr(runnable, "capture", None)
+    if own is not None:  # a runnable that runs elsewhere (a multi-worker chief) captures its own trace
+        return own(logdir, steps, levels)
     logdir.mkdir(parents=True, exist_ok=True)
     options = tf.profiler.experimental.ProfilerOptions(
         host_tracer_level=levels.host, python_tracer_level=levels.python, device_tracer_level=levels.device)

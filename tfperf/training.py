@@ -206,6 +206,39 @@ def _strategy(v: TrainVariant) -> tf.distribute.Strategy | None:
     return None
 
 
+def user_model(scenario: ModelScenario, size: Size) -> tuple[keras.Model, Any, Any]:
+    """The user's model, loss and optimizer (a compiled model's own, or the ones returned beside it), built in the
+    caller's device or strategy scope; a string or plain-function loss becomes a batch-mean loss."""
+    name, factory = scenario.name, scenario.factory
+    assert factory is not None
+    got = call_user(name, "model factory", factory, size=size)
+    what = f"model factory {describe_callable(factory)}"
+    if isinstance(got, tuple) and len(got) == 3:
+        m, loss, optimizer = got
+    else:
+        m, loss, optimizer = got, getattr(got, "loss", None), getattr(got, "optimizer", None)
+    if not isinstance(m, keras.Model):
+        raise ScenarioError(f"scenario {name}: {what} returned {type(m).__name__}, expected a compiled "
+                            "keras.Model or (model, loss, optimizer)")
+    if loss is None or optimizer is None:
+        raise ScenarioError(f"scenario {name}: {what} returned a model that is not compiled; compile it (an "
+                            "optimizer and a loss) or return (model, loss, optimizer)")
+    if isinstance(optimizer, str):
+        optimizer = keras.optimizers.get(optimizer)
+    try:
+        loss = keras.losses.get(loss) if isinstance(loss, str | dict) else loss
+    except ValueError as exc:
+        raise ScenarioError(f"scenario {name}: {what}: {first_line(exc)}") from exc
+    if not callable(loss):
+        raise ScenarioError(f"scenario {name}: {what}: the loss {loss!r} is not callable")
+    if not isinstance(loss, keras.losses.Loss):  # a plain function: reduced to the batch mean, as compile does
+        per_example = loss
+
+        def loss(y_true, y_pred):
+            return tf.reduce_mean(per_example(y_true, y_pred))
+    return m, loss, optimizer
+
+
 class _StepMarker(keras.callbacks.Callback):
     """Marks each fit batch as a profiler step, so the Overview page has step times."""
 
@@ -283,35 +316,7 @@ class TrainRun:
         return batch
 
     def _model(self) -> tuple[keras.Model, Any, Any]:
-        """The user's model, loss and optimizer (a compiled model's own, or the ones returned beside it)."""
-        name, factory = self.scenario.name, self.scenario.factory
-        assert factory is not None
-        got = call_user(name, "model factory", factory, size=self.size)
-        what = f"model factory {describe_callable(factory)}"
-        if isinstance(got, tuple) and len(got) == 3:
-            m, loss, optimizer = got
-        else:
-            m, loss, optimizer = got, getattr(got, "loss", None), getattr(got, "optimizer", None)
-        if not isinstance(m, keras.Model):
-            raise ScenarioError(f"scenario {name}: {what} returned {type(m).__name__}, expected a compiled "
-                                "keras.Model or (model, loss, optimizer)")
-        if loss is None or optimizer is None:
-            raise ScenarioError(f"scenario {name}: {what} returned a model that is not compiled; compile it (an "
-                                "optimizer and a loss) or return (model, loss, optimizer)")
-        if isinstance(optimizer, str):
-            optimizer = keras.optimizers.get(optimizer)
-        try:
-            loss = keras.losses.get(loss) if isinstance(loss, str | dict) else loss
-        except ValueError as exc:
-            raise ScenarioError(f"scenario {name}: {what}: {first_line(exc)}") from exc
-        if not callable(loss):
-            raise ScenarioError(f"scenario {name}: {what}: the loss {loss!r} is not callable")
-        if not isinstance(loss, keras.losses.Loss):  # a plain function: reduced to the batch mean, as compile does
-            per_example = loss
-
-            def loss(y_true, y_pred):
-                return tf.reduce_mean(per_example(y_true, y_pred))
-        return m, loss, optimizer
+        return user_model(self.scenario, self.size)
 
     def _check_fit(self, loss: Any) -> None:
         """The data must fit the model: one forward pass and the loss on the probe batch, untimed."""

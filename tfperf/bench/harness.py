@@ -339,6 +339,10 @@ class Harness:
         vs_bound = rstats.speedup(own, pairs[bound]) if bound in pairs and bound != variant.name else None
         if vs_base:
             extra.update(speedup=vs_base[0], speedup_lo=vs_base[1], speedup_hi=vs_base[2])
+            ideal = info.get("scaling_ideal")
+            if ideal:  # N workers against fewer: the speedup over the ideal ratio of workers
+                extra.update(scaling_efficiency=vs_base[0] / ideal, scaling_efficiency_lo=vs_base[1] / ideal,
+                             scaling_efficiency_hi=vs_base[2] / ideal)
         if vs_bound:
             # time over the bound's time, minus one: the share of the step spent beyond compute
             extra.update(input_overhead=1 / vs_bound[0] - 1, input_overhead_lo=1 / vs_bound[2] - 1,
@@ -355,6 +359,9 @@ class Harness:
         extra["unstable_reasons"] = reasons
         if rec.get("profile"):
             extra["profile"] = rec["profile"]
+            for key in ("allreduce_share", "allreduce_ms_per_step"):
+                if rec["profile"].get(key) is not None:
+                    extra[key] = rec["profile"][key]
             self.profiles.append(rec["profile"])
 
     def stop(self) -> None:

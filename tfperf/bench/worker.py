@@ -36,25 +36,37 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 TWIN = "~twin"  # suffix of the null pair's second copy
 
 
-def _cpu_snapshot() -> tuple[float, list[int], float]:
-    """(wall time, /proc/stat's aggregate cpu jiffies, this process's CPU seconds)."""
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc/PID/stat; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _cpu_snapshot(pids: Sequence[int] = ()) -> tuple[float, list[int], float]:
+    """(wall time, /proc/stat's aggregate cpu jiffies, CPU seconds of this process and of `pids`: the processes a
+    scenario started, whose work is the scenario's own, not the machine being busy)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
         jiffies = [int(x) for x in fields]
     except (OSError, ValueError, IndexError):
         jiffies = []
     t = os.times()
-    return time.monotonic(), jiffies, t.user + t.system
+    return time.monotonic(), jiffies, t.user + t.system + sum(_proc_cpu_s(p) for p in pids)
 
 
 def machine_load(before: tuple[float, list[int], float], after: tuple[float, list[int], float]) -> dict[str, Any]:
-    """CPU steal, and the share of the machine's CPU that processes other than this one used, over a block."""
+    """CPU steal, and the share of the machine's CPU that processes other than this one (and the cluster processes
+    it started) used, over a block."""
     (t0, j0, own0), (t1, j1, own1) = before, after
     out: dict[str, Any] = {"seconds": round(t1 - t0, 3)}
     try:
@@ -113,6 +125,9 @@ class Member:
             self.runnable = None
 
     def timed(self) -> float:
+        prime = getattr(self.runnable, "before_round", None)
+        if prime is not None:  # untimed: e.g. a tf.data service's buffers, filled while other variants ran
+            prime()
         start = time.perf_counter()
         done = self.runnable.run_round()
         took = time.perf_counter() - start
@@ -167,7 +182,9 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
             elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
                 m.passes, m.repeat = twin_of.passes, twin_of.repeat
             else:
-                m.passes, m.repeat = _choose_scale(m.calibration_s, size, MIN_PASS_S if m.scenario.kind != "training" else 0)
+                # a pass (a fresh iterator) is a pipeline's unit; other kinds scale their steps or batches only
+                min_pass = MIN_PASS_S if m.scenario.kind in ("pipeline", "dataset") else 0
+                m.passes, m.repeat = _choose_scale(m.calibration_s, size, min_pass)
             if (m.passes, m.repeat) != (1, 1):
                 m.runnable.scale(m.passes, m.repeat)
                 m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
@@ -183,7 +200,8 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
     # collection before each round then scans only what the rounds themselves made (fast), not TensorFlow.
     gc.collect()
     gc.freeze()
-    before = _cpu_snapshot()
+    pids = sorted({p for m in alive for p in getattr(m.runnable, "pids", ())})  # cluster processes: the block's own
+    before = _cpu_snapshot(pids)
     rounds = int(spec.get("rounds") or size.rounds)
     for _ in range(rounds):
         order = list(alive)
@@ -200,7 +218,7 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
                 m.fail("failed", _message(exc))
             finally:
                 gc.enable()
-    load = machine_load(before, _cpu_snapshot())
+    load = machine_load(before, _cpu_snapshot(pids))
     gc.unfreeze()
     profiles: dict[str, dict[str, Any]] = {}
     if spec.get("profile"):
@@ -242,6 +260,10 @@ def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:
                       steps_marked=cap.steps_marked, steps_captured=summary["steps"],
                       capture_seconds=round(cap.seconds, 3), step_ms=summary["step_ms"],
                       input_percent=summary["input_percent"])
+        if m.scenario.kind == "multiworker":  # the all-reduce's share of the chief's step
+            per_step = traces.collective_ms(cap.xplane) / max(1, cap.steps_marked)
+            record.update(allreduce_ms_per_step=per_step,
+                          allreduce_share=per_step / summary["step_ms"] if summary.get("step_ms") else None)
     except Exception as exc:  # a failed capture is recorded with its reason, the timings stand
         record.update(status="failed", reason=_message(exc))
     record["total_seconds"] = round(time.perf_counter() - start, 3)
@@ -327,11 +349,13 @@ def serve(index: int, imports: list[str], specs: list[str]) -> int:
     tf.get_logger().setLevel("ERROR")  # retracing notices for each built variant's own functions
     for module in imports:  # the session's -p plugins: a test may patch the registry through one
         importlib.import_module(module)
+    os.environ["TFPERF_SPECS"] = json.dumps(specs)  # the trainers of a multi-worker scenario load the same
     for line in sys.stdin:
         if not line.strip():
             continue
         spec = json.loads(line)
         size = SIZES[spec["size"]]
+        os.environ["TFPERF_LOG_DIR"] = str(Path(spec["run_dir"]) / "logs")  # cluster processes log there
         sc = reg[spec["scenario"]]
         block = [Member(sc, sc.variant(v), name, selected) for v, name, selected in spec["members"]]
         label = f"tfperf: process {spec['process'] + 1}/{spec['processes']}: {spec['scenario']}/{spec['block']}"

@@ -6,6 +6,8 @@
   events, the values AUTOTUNE chose (``parallelism`` of ``ParallelMapV2``/``ParallelInterleaveV4``,
   ``buffer_limit`` of ``Prefetch``) and which iterators actually ran.
 - :func:`top_host_ops`: framework op stats, the ops with the most self time on the host.
+- :func:`collective_ms`: from the same stats, the self time of collective ops (the all-reduce of a distribution
+  strategy: ``CollectiveReduceV2``, ``NcclAllReduce``, ...), waiting for the peers included.
 
 xprof drops the first and the last marked step (they may be cut by the window's edges), so a window of N
 marked steps yields N-2 complete ones.
@@ -125,13 +127,26 @@ def _num(s: str) -> float:
 
 
 def top_host_ops(xplane: str | Path, n: int = 8) -> list[dict[str, Any]]:
-    tables = _tool(str(xplane), "framework_op_stats")
-    table = tables[0] if isinstance(tables, list) and tables else tables
-    ids = [c.get("id") for c in table.get("cols", [])]
-    rows = [{ids[i]: c.get("v") for i, c in enumerate(r["c"])} for r in table.get("rows", [])]
+    rows = _op_rows(xplane)
     host = [r for r in rows if str(r.get("host_or_device", "Host")).lower() == "host" and r.get("type") != "IDLE"]
     host.sort(key=lambda r: float(r.get("total_self_time") or 0.0), reverse=True)
     return [{"op": r.get("operation") or r.get("type"), "type": r.get("type"),
              "self_time_us": float(r.get("total_self_time") or 0.0),
              "self_percent": float(r.get("host_total_self_time_percent") or 0.0) * 100}
             for r in host[:n]]
+
+
+def _op_rows(xplane: str | Path) -> list[dict[str, Any]]:
+    tables = _tool(str(xplane), "framework_op_stats")
+    table = tables[0] if isinstance(tables, list) and tables else tables
+    ids = [c.get("id") for c in table.get("cols", [])]
+    return [{ids[i]: c.get("v") for i, c in enumerate(r["c"])} for r in table.get("rows", [])]
+
+
+COLLECTIVE_TYPES = ("Collective", "AllReduce", "Nccl")
+
+
+def collective_ms(xplane: str | Path) -> float:
+    """Self time (ms) of the collective ops in the window, on host and device."""
+    return sum(float(r.get("total_self_time") or 0.0) for r in _op_rows(xplane)
+               if any(k in str(r.get("type", "")) for k in COLLECTIVE_TYPES)) / 1000.0
