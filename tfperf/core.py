@@ -208,6 +208,10 @@ class Scenario:
     doc: str = ""
     # Figures of the scenario as a whole that every row carries (the input pipeline a model reads, ...).
     info: dict[str, Any] = field(default_factory=dict)
+    # At most this many of the run's worker processes time it (None: all of them). The distributed scenarios
+    # start fresh cluster processes in every block, the largest part of their cost: one process keeps the
+    # `default` size within its budget.
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):

@@ -38,15 +38,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cluster import START_TIMEOUT_S, ClusterError, Proc, ServiceCluster, check_reachable, free_port, stop_all
+from .cluster import (
+    START_TIMEOUT_S,
+    ClusterError,
+    Proc,
+    ServiceCluster,
+    check_reachable,
+    free_port,
+    start_service_clusters,
+    stop_all,
+)
 from .core import Scenario, ScenarioError, Size, Variant, fingerprint, per_size
 
 MODES = ("parallel_epochs", "distributed_epoch")
-SERVICE_BATCHES = {"smoke": 4, "small": 8, "default": 8, "large": 16}  # batches per round before calibration
+SERVICE_BATCHES = {"smoke": 4, "small": 10, "default": 10, "large": 20}  # batches per round before calibration
 EXTERNAL_ENV = "TFPERF_DATA_SERVICE"
 # Batches taken, untimed, before each round of a service variant, per worker (an external service: as for 4): a
-# worker buffers about 8 batches while its client is idle (measured here), twice that leaves none.
-PRIME_BATCHES_PER_WORKER = 16
+# worker buffers about 8 batches while its client is idle (measured here).
+PRIME_BATCHES_PER_WORKER = 10
 ROUND_TIMEOUT_S = 300.0  # a multi-worker round that has not ended by then is a hang: the variant fails
 
 
@@ -92,24 +101,37 @@ class ServiceScenario(Scenario):
     def make(self, v: Variant, size: Size) -> ServiceRun:
         return ServiceRun(self, v, size)  # type: ignore[arg-type]
 
-    def cluster(self, workers: int) -> ServiceCluster:
-        """The local cluster of `workers` workers, shared by the modes' variants of one block (refcounted)."""
-        pool = self.__dict__.setdefault("_clusters", {})
-        if workers not in pool or pool[workers][0].procs[0].dead():
-            pool[workers] = [ServiceCluster(workers, log_dir=_log_dir()), 0]
-        pool[workers][1] += 1
-        return pool[workers][0]
+    def prepare(self, variants: Sequence[Variant]) -> None:
+        """Before a block's variants are built: start the local clusters they need, all at once. The k-th takes
+        ``TFPERF_SERVICE_PORT + k`` for its dispatcher when that is set."""
+        counts = sorted({v.workers for v in variants if isinstance(v, ServiceVariant) and v.workers > 0})
+        base = int(os.environ.get("TFPERF_SERVICE_PORT") or 0)
+        clusters = [ServiceCluster(n, log_dir=_log_dir(), port=base + i if base else 0, start=False)
+                    for i, n in enumerate(counts)]
+        self.__dict__["_clusters"] = {}
+        self.__dict__["_cluster_error"] = None
+        try:
+            start_service_clusters(clusters)
+        except ClusterError as exc:  # every variant that needs a cluster fails with this line
+            self.__dict__["_cluster_error"] = exc
+            return
+        self.__dict__["_clusters"] = {c.workers: c for c in clusters}
 
-    def release(self, cluster: ServiceCluster) -> None:
+    def cluster(self, workers: int) -> ServiceCluster:
+        """The local cluster of `workers` workers, shared by the modes' variants of one block."""
+        error = self.__dict__.get("_cluster_error")
+        if error is not None:
+            raise error
         pool = self.__dict__.setdefault("_clusters", {})
-        for n, entry in list(pool.items()):
-            if entry[0] is cluster:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del pool[n]
-                    cluster.stop()
-                return
-        cluster.stop()
+        if workers not in pool:  # built outside a block (a test, a script): started on first use
+            pool[workers] = ServiceCluster(workers, log_dir=_log_dir())
+        return pool[workers]
+
+    def finish(self) -> None:
+        """After a block: stop every cluster it started (also when a variant failed or was never built)."""
+        for c in self.__dict__.pop("_clusters", {}).values():
+            c.stop()
+        self.__dict__.pop("_cluster_error", None)
 
 
 def service(name: str, data: Any, *, variant: str | None = None, workers: Sequence[int] = (1, 2, 4),
@@ -139,7 +161,7 @@ def service(name: str, data: Any, *, variant: str | None = None, workers: Sequen
     external = os.environ.get(EXTERNAL_ENV) or None
     rows = _service_matrix(modes, workers, external)
     version = fingerprint(sys.modules[__name__], rows, data.version, pipe, batches)
-    return ServiceScenario(name=name, version=version, variants=rows, kind="service", doc=doc,
+    return ServiceScenario(name=name, version=version, variants=rows, kind="service", doc=doc, processes=1,
                            info={"input_scenario": data.name, "input_variant": pipe}, data=data, pipe=pipe,
                            batches=batches if batches is not None else SERVICE_BATCHES, external=external)
 
@@ -233,9 +255,7 @@ class ServiceRun:
     def close(self) -> None:
         self.iterator = None  # the job is released before its dispatcher goes
         self.dataset = None
-        if self.cluster is not None:
-            cluster, self.cluster = self.cluster, None
-            self.scenario.release(cluster)
+        self.cluster = None  # stopped by the scenario's finish(), shared with the other mode's variant
 
 
 def _probe_external(address: str, timeout_s: float = 60.0) -> None:
@@ -289,7 +309,7 @@ def multi_worker(name: str, model: Any, *, workers: Sequence[int] = (1, 2), step
         description=f"a tf.function loop under MultiWorkerMirroredStrategy, {n} trainer process" + ("es" if n > 1 else "")
                     + " on loopback, one batch per worker per step") for n in workers)
     version = fingerprint(sys.modules[__name__], rows, model.version, steps)
-    return MultiWorkerScenario(name=name, version=version, variants=rows, kind="multiworker", doc=doc,
+    return MultiWorkerScenario(name=name, version=version, variants=rows, kind="multiworker", doc=doc, processes=1,
                                info={"model": model.name, "input_variant": "memory (one batch per worker)"},
                                model=model, steps=steps if steps is not None else model.steps)
 
@@ -312,8 +332,7 @@ class MultiWorkerRun:
                 spec = {"index": i, "ports": ports, "scenario": scenario.model.name, "size": size.name,
                         "specs": _specs()}
                 self.procs.append(Proc(
-                    "chief trainer" if i == 0 else f"trainer {i + 1}/{v.workers}",
-                    ["trainer", "--spec", json.dumps(spec)],
+                    "chief trainer" if i == 0 else f"trainer {i + 1}/{v.workers}", "trainer", spec,
                     log / f"trainer-{os.getpid()}-{scenario.name}-{v.name}-{i + 1}.log" if log else None))
             ready = self._all(lambda p: p.read(START_TIMEOUT_S, "start"))
         except BaseException:
@@ -415,11 +434,9 @@ class MultiWorkerRun:
 COLLECTIVE_TIMEOUT_S = 120  # an all-reduce whose peer is gone raises after this instead of waiting for ever
 
 
-def serve_trainer(spec: dict[str, Any], out: Any) -> int:
+def serve_trainer(spec: dict[str, Any], channel: Any) -> int:
     """One trainer process: TF_CONFIG, the strategy (before any other TensorFlow op), the user's model and data,
     then rounds on request."""
-    from .cluster import _requests, _say
-
     ports, index = spec["ports"], int(spec["index"])
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
                                           "task": {"type": "worker", "index": index}})
@@ -468,16 +485,16 @@ def serve_trainer(spec: dict[str, Any], out: Any) -> int:
             strategy.run(step, args=(next(it),))
     except Exception as exc:  # noqa: BLE001 - one line to the parent, which fails the variant with it
         text = str(exc).strip().splitlines()
-        _say(out, {"error": text[0] if text else type(exc).__name__})
+        channel.say({"error": text[0] if text else type(exc).__name__})
         return 1
-    _say(out, {"ready": True, "replicas": n, "per_worker_batch": per_worker, "global_batch": per_worker * n})
-    for req in _requests():
+    channel.say({"ready": True, "replicas": n, "per_worker_batch": per_worker, "global_batch": per_worker * n})
+    for req in channel.requests():
         steps = int(req["steps"])
         start = time.perf_counter()
         if req["op"] == "round":
             train(batches, tf.constant(steps, tf.int64))
             done = int(optimizer.iterations.numpy())  # read back: the round is done when this returns
-            _say(out, {"steps": steps, "seconds": time.perf_counter() - start, "iterations": done})
+            channel.say({"steps": steps, "seconds": time.perf_counter() - start, "iterations": done})
         elif req["op"] == "profile":
             if index == 0:
                 from .profiling import TracerLevels
@@ -496,5 +513,5 @@ def serve_trainer(spec: dict[str, Any], out: Any) -> int:
                 for _ in range(steps):
                     train_one(batches)
                 optimizer.iterations.numpy()
-            _say(out, {"steps": steps})
+            channel.say({"steps": steps})
     return 0

@@ -221,6 +221,9 @@ class Harness:
             self._workers.append(Worker(len(self._workers), s))
         order = list(range(s.processes))
         random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
+        limit = self.registry[scenario_name].processes
+        if limit:
+            order = order[:limit]
         profiler = order[-1]  # the last process to run the block profiles it, after its own timed rounds
         replies: dict[int, dict[str, Any]] = {}
         block_id = f"{scenario_name}/{key}"
@@ -253,10 +256,10 @@ class Harness:
             self.interrupted = True
             self.stop()
             raise
-        self._assemble(scenario_name, key, members, replies, error)
+        self._assemble(scenario_name, key, members, replies, error, len(order))
 
     def _assemble(self, scenario_name: str, key: str, members: list, replies: dict[int, dict[str, Any]],
-                  error: str | None) -> None:
+                  error: str | None, processes: int) -> None:
         by_name: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         loads = []
         for p, reply in sorted(replies.items()):
@@ -268,7 +271,7 @@ class Harness:
         for variant_name, name, _selected in members:
             parts = by_name.get(name, [])
             bad = [m for _, m in parts if m["status"] != "ok"]
-            if error and len(parts) < self.settings.processes:
+            if error and len(parts) < processes:
                 rec = {"status": "failed", "reason": error}
             elif bad:
                 rec = {"status": bad[0]["status"], "reason": bad[0]["reason"]}

@@ -60,6 +60,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--tfperf-scenarios", action="append", default=[], metavar="SPEC",
                 help="run these scenarios only: a module name or a path to a .py file, optionally :attribute "
                      "(repeatable; default: the built-ins and the tfperf.scenarios entry points)")
+    g.addoption("--tfperf-data-service", metavar="grpc://HOST:PORT", default=None,
+                help="run the tf.data service scenarios against this dispatcher (its workers) instead of local "
+                     "clusters")
+    g.addoption("--tfperf-service-port", type=int, default=None, metavar="PORT",
+                help="the local tf.data service dispatchers listen on PORT, PORT+1, ... (default: free ports)")
 
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -112,9 +117,35 @@ def _run_dir(config: pytest.Config, size: str) -> Path:
 _REGISTRY = pytest.StashKey[registry.Registry]()
 
 
+def _distributed_env(config: pytest.Config) -> None:
+    """The tf.data service options, checked in one line each and handed to the scenarios (and to the worker
+    processes, which inherit the environment) before any scenario is built: the service builder reads them."""
+    from tfperf import cluster
+    from tfperf.distributed import EXTERNAL_ENV
+
+    address = config.getoption("--tfperf-data-service")
+    if address:
+        try:
+            proto, host, port = cluster.parse_address(address)
+            cluster.check_reachable(f"{proto}://{host}:{port}")
+        except cluster.ClusterError as exc:
+            raise pytest.UsageError(f"tfperf: --tfperf-data-service: {exc}") from None
+        os.environ[EXTERNAL_ENV] = f"{proto}://{host}:{port}"
+    port = config.getoption("--tfperf-service-port")
+    if port is not None:
+        if not 1024 <= port <= 65000:
+            raise pytest.UsageError(f"tfperf: --tfperf-service-port must be between 1024 and 65000, got {port}")
+        try:
+            cluster.check_port_free(port, "--tfperf-service-port")
+        except cluster.ClusterError as exc:
+            raise pytest.UsageError(f"tfperf: {exc}") from None
+        os.environ["TFPERF_SERVICE_PORT"] = str(port)
+
+
 def _registry(config: pytest.Config) -> registry.Registry:
     """The scenarios this session runs, loaded once (a bad SPEC is kept as an error, the others load)."""
     if _REGISTRY not in config.stash:
+        _distributed_env(config)
         with tensorflow_started():
             config.stash[_REGISTRY] = registry.load(config.getoption("--tfperf-scenarios"))
     return config.stash[_REGISTRY]

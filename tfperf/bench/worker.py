@@ -157,9 +157,25 @@ def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int,
 
 def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
               scales: dict[str, list[int]]) -> dict[str, Any]:
+
+    scenario = block[0].scenario
+    prepare = getattr(scenario, "prepare", None)  # e.g. start the block's clusters, all at once
+    if prepare is not None:
+        prepare([m.variant for m in block if _supported(scenario, m.variant.name)])
+    try:
+        return _run_block(block, spec, size, rng, scales)
+    finally:
+        finish = getattr(scenario, "finish", None)  # stop what prepare started, whatever happened
+        if finish is not None:
+            finish()
+
+
+def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
+               scales: dict[str, list[int]]) -> dict[str, Any]:
     from tfperf import devices
     from tfperf.core import MIN_PASS_S, Unsupported
 
+    phases = {"build": time.perf_counter()}  # where a block's time goes, in the worker's log
     for m in block:
         try:
             devices.check(m.variant.requires)  # the harness, not each scenario, skips what the machine lacks
@@ -171,6 +187,7 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
         except Exception as exc:  # a variant that cannot be built is recorded; the block goes on
             m.fail("failed", _message(exc))
     alive = [m for m in block if m.runnable is not None]
+    phases["warm-up"] = time.perf_counter()
     for m in alive:  # warm-up and calibration, untimed for the statistics
         try:
             m.warmup_s = m.timed()
@@ -202,6 +219,7 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
     gc.freeze()
     pids = sorted({p for m in alive for p in getattr(m.runnable, "pids", ())})  # cluster processes: the block's own
     before = _cpu_snapshot(pids)
+    phases["rounds"] = time.perf_counter()
     rounds = int(spec.get("rounds") or size.rounds)
     for _ in range(rounds):
         order = list(alive)
@@ -221,10 +239,12 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
     load = machine_load(before, _cpu_snapshot(pids))
     gc.unfreeze()
     profiles: dict[str, dict[str, Any]] = {}
+    phases["profiles"] = time.perf_counter()
     if spec.get("profile"):
         for m in block:
             if m.selected and m.runnable is not None:
                 profiles[m.name] = _profile(m, spec)
+    phases["close"] = time.perf_counter()
     records = []
     for m in block:
         info: dict[str, Any] = {}
@@ -240,6 +260,10 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
             "examples": m.examples, "passes": m.passes, "repeat": m.repeat, "warmup_s": m.warmup_s,
             "calibration_s": m.calibration_s, "info": info, "profile": profiles.get(m.name),
         })
+    phases["end"] = time.perf_counter()
+    names = list(phases)
+    print("tfperf: " + ", ".join(f"{a} {phases[b] - phases[a]:.1f}s" for a, b in zip(names, names[1:], strict=False)),
+          file=sys.stderr, flush=True)
     return {"load": load, "members": records}
 
 
