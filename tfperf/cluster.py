@@ -185,8 +185,6 @@ class Proc:
         if self.proc.exitcode is None:
             self.proc.kill()
             self.proc.join()
-        with contextlib.suppress(ValueError):
-            self.proc.close()
 
 
 def stop_all(procs: Sequence[Proc]) -> None:
@@ -207,6 +205,7 @@ class ServiceCluster:
         self.workers, self.log_dir, self.register_timeout_s = workers, log_dir, register_timeout_s
         self.worker_dispatcher = worker_dispatcher
         self.procs: list[Proc] = []
+        self.failed = ""
         self.address = ""
         self.worker_addresses: list[str] = []
         self.started = time.perf_counter()
@@ -232,9 +231,22 @@ class ServiceCluster:
                                    {"dispatcher": host_port}, self._log(f"service-worker-{i + 1}")))
 
     def wait_ready(self) -> None:
-        self.worker_addresses = [p.read(START_TIMEOUT_S, "start")["ready"] for p in self.procs[1:]]
-        self._wait_registered(self.register_timeout_s)
+        """A worker process is ready once its server registered with the dispatcher (TensorFlow's WorkerServer
+        starts by registering, and waits for the dispatcher meanwhile): all within the registration deadline."""
+        deadline = time.monotonic() + self.register_timeout_s
+        for p in self.procs[1:]:
+            try:
+                self.worker_addresses.append(p.read(max(0.1, deadline - time.monotonic()), "start")["ready"])
+            except ClusterError as exc:
+                if "did not start" not in str(exc):
+                    raise
+                self._not_registered(len(self.worker_addresses))
+        self._wait_registered(max(0.1, deadline - time.monotonic()))
         self.start_s = time.perf_counter() - self.started
+
+    def _not_registered(self, seen: int) -> None:
+        raise ClusterError(f"tf.data service: {seen} of {self.workers} workers registered with the dispatcher at "
+                           f"{self.address} within {self.register_timeout_s:.0f} s")
 
     def _wait_registered(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -245,19 +257,33 @@ class ServiceCluster:
             if seen >= self.workers:
                 return
             time.sleep(0.1)
-        raise ClusterError(f"tf.data service: {seen} of {self.workers} workers registered with the dispatcher at "
-                           f"{self.address} within {timeout_s:.0f} s")
+        self._not_registered(seen)
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
-    def check(self) -> None:
-        """Every process of the cluster is alive, else one line naming the one that is not."""
+    def failure(self) -> str | None:
+        """None while every process runs, else why the cluster is broken (the first dead process, or what stopped
+        it)."""
+        if self.failed:
+            return self.failed
         for p in self.procs:
             why = p.dead()
             if why:
-                raise ClusterError(f"tf.data service: {why}")
+                return why
+        return None
+
+    def check(self) -> None:
+        """Every process of the cluster is alive, else one line naming the one that is not."""
+        why = self.failure()
+        if why:
+            raise ClusterError(f"tf.data service: {why}")
+
+    def fail(self, why: str) -> None:
+        """Stop every process now; later checks say `why`, not that they were stopped."""
+        self.failed = self.failed or why
+        self.stop()
 
     def stop(self) -> None:
         stop_all(self.procs)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -56,7 +57,8 @@ EXTERNAL_ENV = "TFPERF_DATA_SERVICE"
 # Batches taken, untimed, before each round of a service variant, per worker (an external service: as for 4): a
 # worker buffers about 8 batches while its client is idle (measured here).
 PRIME_BATCHES_PER_WORKER = 10
-ROUND_TIMEOUT_S = 300.0  # a multi-worker round that has not ended by then is a hang: the variant fails
+ROUND_TIMEOUT_S = 300.0
+WATCH_S = 0.05  # how often a service round checks its cluster's processes  # a multi-worker round that has not ended by then is a hang: the variant fails
 
 
 def _log_dir() -> Path | None:
@@ -195,12 +197,14 @@ class ServiceRun:
             "workers": v.workers if v.workers >= 0 else "external", "mode": v.mode or "local",
             "dispatcher": self.address, "input_variant": f"{data.name}/{scenario.pipe}",
             "cluster_start_s": round(self.cluster.start_s, 3) if self.cluster else None,
+            "cluster_pids": self.cluster.pids if self.cluster else [],
         }
         if v.baseline and v.workers > 0:
             base = scenario.variant(v.baseline)
             if isinstance(base, ServiceVariant) and base.workers > 0:
                 self.info["scaling_ideal"] = v.workers / base.workers
         self.iterator = iter(self.dataset)
+        self.stuck = ""
         self.info["job_start_s"] = None
 
         @tf.function
@@ -234,16 +238,45 @@ class ServiceRun:
         """Untimed: take what the workers buffered while other variants ran (measured here: about 8 batches per
         worker, served in 1 ms each, then the steady rate), so a round times the steady rate, not the buffer."""
         if self.variant.mode:
-            self._take(self.iterator, self._prime)
+            self._guarded(self._prime)
+
+    def _guarded(self, k: Any) -> int:
+        """Take `k` batches while watching the cluster. TensorFlow's client waits for ever when the only worker of
+        a job dies (measured here: a take over one killed worker never returned), so the take runs in a thread of
+        its own; if a cluster process dies meanwhile, the whole cluster is stopped, the thread is abandoned (its
+        iterator is never touched again) and the variant fails with the cause, at once."""
+        if self.stuck:
+            raise ClusterError(f"tf.data service: {self.stuck}")
+        if self.cluster is None:
+            return int(self._take(self.iterator, k))
+        self.cluster.check()
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        def take() -> None:
+            try:
+                result["n"] = int(self._take(self.iterator, k))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=take, name="tfperf-service-take", daemon=True).start()
+        while not done.wait(WATCH_S):
+            why = self.cluster.failure()
+            if why:
+                self.stuck = f"{why}; the cluster was stopped and the variant's client abandoned"
+                self.cluster.fail(why)
+                raise ClusterError(f"tf.data service: {self.stuck}")
+        if "error" in result:
+            raise result["error"]
+        self.cluster.check()  # a process that died during the round makes the round meaningless
+        return result["n"]
 
     def run_round(self) -> int:
-        done = int(self._take(self.iterator, self._k))
-        if self.cluster is not None:
-            self.cluster.check()  # a worker that died during the round makes the round meaningless
-        return done
+        return self._guarded(self._k)
 
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
-        self.before_round()  # the window shows the steady rate, not the buffer
         for i in range(steps):
             with mark(i):
                 next(self.iterator)
@@ -253,6 +286,8 @@ class ServiceRun:
         return {}
 
     def close(self) -> None:
+        if self.stuck:  # a thread may still wait inside it: leave the iterator alone
+            self.__dict__["_abandoned"] = self.iterator
         self.iterator = None  # the job is released before its dispatcher goes
         self.dataset = None
         self.cluster = None  # stopped by the scenario's finish(), shared with the other mode's variant
@@ -376,6 +411,13 @@ class MultiWorkerRun:
                     replies[i] = p.read(0.05, "answer")
                 except ClusterError as exc:
                     if "did not answer" not in str(exc):
+                        # a peer's death shows first as an error of the survivors (connection reset in the
+                        # all-reduce): name the process that died, if one did
+                        for _ in range(20):
+                            dead = [q.dead() for q in self.procs if q is not p and q.dead()]
+                            if dead:
+                                raise ClusterError(f"MultiWorkerMirroredStrategy: {dead[0]} ({exc})") from None
+                            time.sleep(0.05)
                         raise ClusterError(f"MultiWorkerMirroredStrategy: {exc}") from None
             if time.monotonic() > deadline:
                 raise ClusterError(f"MultiWorkerMirroredStrategy: {len(self.procs) - len(replies)} of "

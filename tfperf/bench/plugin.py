@@ -123,6 +123,9 @@ def _distributed_env(config: pytest.Config) -> None:
     from tfperf import cluster
     from tfperf.distributed import EXTERNAL_ENV
 
+    if getattr(config, "_tfperf_distributed_env", False):
+        return
+    config._tfperf_distributed_env = True  # type: ignore[attr-defined]
     address = config.getoption("--tfperf-data-service")
     if address:
         try:
@@ -178,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _terminate)
     _refuse_benchmark_flags(config)
+    _distributed_env(config)  # a bad address or port: one line, before the run folder exists
     size = SIZES[config.getoption("--tfperf-size")]
     steps = config.getoption("--tfperf-profile-steps")
     steps = size.profile_steps if steps is None else steps

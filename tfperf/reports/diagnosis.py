@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from .load import Run
-from .tables import _missing, interval, text
+from .tables import interval, missing, text
 
 WRAPPERS = {"Root", "ForeverRepeat", "FiniteRepeat", "FiniteTake", "AssertCardinality", "Take", "Repeat"}
 TRAINING_INPUT_BOUND = 10.0  # % of the step waiting for input, from the trace
@@ -44,7 +44,7 @@ def slowest_stage(self_ms: dict[str, float]) -> tuple[str, float] | None:
 
 
 def _speedup(row: Any) -> str | None:
-    if _missing(getattr(row, "speedup", None)) or _missing(getattr(row, "speedup_lo", None)):
+    if missing(getattr(row, "speedup", None)) or missing(getattr(row, "speedup_lo", None)):
         return None
     return f"{row.speedup:.2f}x {interval(row.speedup_lo, row.speedup_hi)} vs {text(row.baseline)}"
 

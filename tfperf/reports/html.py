@@ -109,13 +109,46 @@ def _forest(page: Page, scenario: str, t) -> None:
     page.chart(fig)
 
 
+def _scaling(page: Page, scenario: str, t) -> None:
+    """Throughput against workers, one line per mode, each with its ideal (its smallest cluster's throughput times
+    the ratio of workers) dashed; the rows without a cluster (local) as a level line. Only for rows that record a
+    number of workers (the distributed scenarios)."""
+    if "workers" not in t.columns:
+        return
+    rows = t[t["workers"].map(lambda w: isinstance(w, int | float) and not isinstance(w, bool) and w == w)]
+    counted = rows[rows["workers"] > 0]
+    if counted["workers"].nunique() < 2:
+        return
+    fig = go.Figure()
+    modes = counted["mode"].map(tables.text) if "mode" in counted else [""] * len(counted)
+    for mode, g in counted.groupby(modes, sort=False):
+        g = g.sort_values("workers")
+        first = g.iloc[0]
+        fig.add_scatter(x=g["workers"], y=g["examples_per_sec"], mode="lines+markers", name=_label(mode or "measured"),
+                        text=[_label("" if tables.missing(e) else f"efficiency {100 * e:.0f}%")
+                              for e in g.get("scaling_efficiency", [float("nan")] * len(g))],
+                        hovertemplate="%{x} workers: %{y:,.0f} ex/s %{text}<extra></extra>")
+        fig.add_scatter(x=g["workers"], y=[first["examples_per_sec"] * w / first["workers"] for w in g["workers"]],
+                        mode="lines", line=dict(dash="dash"), name=_label(f"{mode} ideal (linear)"))
+    for r in rows[rows["workers"] == 0].itertuples():
+        fig.add_hline(y=r.examples_per_sec, line_dash="dot", line_color="#555",
+                      annotation_text=_label(f"{r.variant} (no cluster)"))
+    fig.update_layout(title=f"{_label(scenario)}: examples/s against workers, with the ideal (dashed)",
+                      xaxis_title="workers", yaxis_title="examples/s", height=360,
+                      xaxis=dict(tickmode="array", tickvals=sorted(counted["workers"].unique())))
+    page.chart(fig)
+
+
 def _speedups(page: Page, scenario: str, t) -> None:
     best = tables.best_variant(t)
     training = "input_overhead" in t.columns
+    distributed = "workers" in t.columns
     headers = ["variant", "examples/s", "median round (s)", "rounds", "CV", "warm-up (s)", "speedup",
                "95% interval", "vs", "reading", "what it is"]
     if training:
         headers += ["step (ms)", "bound ex/s", "input overhead", "95% interval"]
+    if distributed:
+        headers += ["workers", "mode / dispatcher", "scaling efficiency", "95% interval", "all-reduce share"]
     rows = []
     for r in t.sort_values("examples_per_sec", ascending=False).itertuples():
         reading = tables.finding(r._asdict())
@@ -130,6 +163,15 @@ def _speedups(page: Page, scenario: str, t) -> None:
             row += [number(r.step_time_ms, "{:.2f}"), number(r.bound_examples_per_sec),
                     number(100 * r.input_overhead, "{:+.0f}%"),
                     esc(tables.interval(100 * r.overhead_lo, 100 * r.overhead_hi, "{:+.0f}%"))]
+        if distributed:
+            eff = getattr(r, "scaling_efficiency", float("nan"))
+            where = " ".join(tables.text(x) for x in (getattr(r, "mode", ""), getattr(r, "dispatcher", "")) if tables.text(x))
+            row += [esc(tables.text(r.workers)), esc(where),
+                    number(None if tables.missing(eff) else 100 * eff, "{:.0f}%"),
+                    esc("" if tables.missing(eff) else tables.interval(100 * r.scaling_efficiency_lo,
+                                                                        100 * r.scaling_efficiency_hi, "{:.0f}%")),
+                    number(None if tables.missing(getattr(r, "allreduce_share", None)) else 100 * r.allreduce_share,
+                           "{:.0f}%")]
         rows.append(row)
     page.add(f"<p>Best: <b>{esc(str(best))}</b>. Speedup = baseline's time per example over this variant's, "
              "the median over rounds in which both ran (interleaved, in a shuffled order, in the same process); "
@@ -283,6 +325,7 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
             page.add("<p class='muted'>No variant of this scenario was measured.</p>")
         else:
             _throughput(page, run, scenario)
+            _scaling(page, scenario, t)
             _forest(page, scenario, t)
             _speedups(page, scenario, t)
             page.add("<h3>Where the time goes (profiler)</h3>")

@@ -27,7 +27,9 @@ FIELDS = ("scenario", "variant", "kind", "group", "scenario_doc", "baseline", "d
           "strategy", "precision", "input", "input_variant", "bound_variant", "steps", "step_time_ms",
           "more_work", "speedup", "speedup_lo", "speedup_hi", "input_overhead", "input_overhead_lo",
           "input_overhead_hi", "unstable", "unstable_reasons", "cv", "warmup_s", "busy", "processes",
-          "ideal_examples_per_sec", "ideal_efficiency", "latency_width", "simulator_cpu_us")
+          "ideal_examples_per_sec", "ideal_efficiency", "latency_width", "simulator_cpu_us",
+          "workers", "mode", "dispatcher", "scaling_ideal", "scaling_efficiency", "scaling_efficiency_lo",
+          "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step", "job_start_s", "cluster_start_s")
 
 
 @dataclass
@@ -60,7 +62,9 @@ class Run:
 
 NUMERIC = ("examples", "examples_per_sec", "batch_size", "steps", "step_time_ms", "speedup", "speedup_lo",
            "speedup_hi", "input_overhead", "input_overhead_lo", "input_overhead_hi", "cv", "warmup_s",
-           "ideal_examples_per_sec", "ideal_efficiency")
+           "ideal_examples_per_sec", "ideal_efficiency", "scaling_ideal", "scaling_efficiency",
+           "scaling_efficiency_lo", "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step",
+           "job_start_s", "cluster_start_s")
 STATS = ("median", "mean", "stddev", "iqr", "q1", "q3", "min", "max")
 
 

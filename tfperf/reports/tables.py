@@ -19,21 +19,21 @@ from .stats import ratio_interval
 
 def text(x: object) -> str:
     """A cell as text: None and NaN (pandas' missing values) become empty."""
-    return "" if _missing(x) else str(x)
+    return "" if missing(x) else str(x)
 
 
-def _missing(x: object) -> bool:
+def missing(x: object) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def number(x: float | None, spec: str = "{:,.0f}") -> str:
     """A number formatted with `spec`, or empty when it is missing (None or NaN)."""
-    return "" if _missing(x) else spec.format(x)
+    return "" if missing(x) else spec.format(x)
 
 
 def interval(lo: float | None, hi: float | None, spec: str = "{:.2f}") -> str:
     """"[lo, hi]" formatted with `spec`, or empty when either bound is missing."""
-    return "" if _missing(lo) or _missing(hi) else f"[{spec.format(lo)}, {spec.format(hi)}]"
+    return "" if missing(lo) or missing(hi) else f"[{spec.format(lo)}, {spec.format(hi)}]"
 
 
 def _per_example(row) -> list[float]:
@@ -44,7 +44,7 @@ def _per_example(row) -> list[float]:
 def _paired(r, prefix: str) -> tuple[float, float, float] | None:
     """A paired figure the run recorded (measured in interleaved rounds), or None for older results files."""
     value: Any = getattr(r, prefix, None)
-    if _missing(value):
+    if missing(value):
         return None
     return float(value), float(getattr(r, prefix + "_lo")), float(getattr(r, prefix + "_hi"))
 
@@ -63,6 +63,14 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
                "cv": getattr(r, "cv", float("nan")), "warmup_s": getattr(r, "warmup_s", float("nan")),
                "unstable": bool(getattr(r, "unstable", False) is True),
                "unstable_reasons": "; ".join(reasons) if isinstance(reasons, list) else ""}
+        for key in ("workers", "mode", "dispatcher", "allreduce_share", "job_start_s"):  # distributed rows
+            value = getattr(r, key, None)
+            if not missing(value):
+                row[key] = value
+        efficiency = _paired(r, "scaling_efficiency")
+        if efficiency is not None:
+            row.update(scaling_efficiency=efficiency[0], scaling_efficiency_lo=efficiency[1],
+                       scaling_efficiency_hi=efficiency[2])
         base = by_variant.get(text(r.baseline)) if text(r.baseline) else None
         paired = _paired(r, "speedup")
         if paired is not None:
@@ -99,7 +107,7 @@ def scenarios(run: Run) -> list[str]:
 def report_cost(run: Run) -> str:
     """What building this run's report cost (the suite's own benchmark), in one line, or empty."""
     rows = run.frame[(run.frame["scenario"] == "report") & (run.frame["status"] == "ok")]
-    if rows.empty or _missing(rows["median_s"].iloc[0]):
+    if rows.empty or missing(rows["median_s"].iloc[0]):
         return ""
     return f"building the report took {rows['median_s'].iloc[0]:.1f} s (median of {int(rows['rounds'].iloc[0])})"
 
@@ -121,7 +129,7 @@ def resolution(run: Run) -> list[dict]:
             est, lo, hi = float(p["speedup"]), float(p["lo"]), float(p["hi"])
         except (KeyError, TypeError, ValueError):
             continue
-        half = max(abs(lo - 1), abs(hi - 1)) if not (_missing(lo) or _missing(hi)) else float("nan")
+        half = max(abs(lo - 1), abs(hi - 1)) if not (missing(lo) or missing(hi)) else float("nan")
         out.append({"scenario": p.get("scenario"), "block": p.get("block"), "variant": p.get("variant"),
                     "speedup": est, "lo": lo, "hi": hi, "resolves": half})
     return out
@@ -131,7 +139,7 @@ def resolution_lines(run: Run) -> list[str]:
     res = resolution(run)
     if not res:
         return ["resolution: this run has no null pair (an older results file, or no block was measured)"]
-    finite = [r["resolves"] for r in res if not _missing(r["resolves"])]
+    finite = [r["resolves"] for r in res if not missing(r["resolves"])]
     lines = []
     if finite:
         lines.append(f"resolution: this run resolves differences above +/-{100 * max(finite):.1f}% "
@@ -153,7 +161,7 @@ def finding(row) -> str:
     if row.get("unstable"):
         return "unstable"
     lo, hi = row.get("speedup_lo"), row.get("speedup_hi")
-    if _missing(lo) or _missing(hi):
+    if missing(lo) or missing(hi):
         return ""
     if lo > 1:
         return "faster"
@@ -167,7 +175,7 @@ def findings(run: Run) -> list[str]:
     the physics check), each input overhead whose interval excludes 0; then, in one sentence, what this run could
     not tell apart from its baseline, with the resolution it has. Nothing is stated that the intervals do not
     support."""
-    res = [r for r in resolution(run) if not _missing(r["resolves"])]
+    res = [r for r in resolution(run) if not missing(r["resolves"])]
     widest = f"+/-{100 * max(r['resolves'] for r in res):.0f}%" if res else "an unknown margin (no null pair)"
     own = {r["scenario"]: f"+/-{100 * r['resolves']:.0f}%" for r in res}
     out: list[str] = []
@@ -185,11 +193,11 @@ def findings(run: Run) -> list[str]:
             elif reading in ("faster", "slower"):
                 out.append(f"{scenario}: {r.variant} is {r.speedup:.2f}x "
                            f"{interval(r.speedup_lo, r.speedup_hi)} the speed of {r.baseline}"
-                           + (f" ({r.description})" if r.description else "") + ".")
+                           + (f" ({r.description})" if r.description else "") + _efficiency(r) + ".")
             elif reading:
                 unresolved.append(f"{r.variant} vs {r.baseline}")
             overhead = getattr(r, "input_overhead", float("nan"))
-            if not _missing(overhead) and not _missing(getattr(r, "overhead_lo", None)) and r.overhead_lo > 0:
+            if not missing(overhead) and not missing(getattr(r, "overhead_lo", None)) and r.overhead_lo > 0:
                 bound = text(getattr(r, "bound_variant", ""))
                 out.append(f"{scenario}: {r.variant} takes {100 * overhead:.0f}% "
                            f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:.0f}%')} longer than its "
@@ -200,6 +208,15 @@ def findings(run: Run) -> list[str]:
         if unstable:
             out.append(f"{scenario}: not stated, the physics check marked them unstable: {', '.join(unstable)}.")
     return out
+
+
+def _efficiency(r: Any) -> str:
+    """', scaling efficiency 95% [90%, 99%]' for a row measured against fewer workers, else ''."""
+    eff = getattr(r, "scaling_efficiency", None)
+    if missing(eff):
+        return ""
+    return (f", scaling efficiency {100 * eff:.0f}% "
+            f"{interval(100 * r.scaling_efficiency_lo, 100 * r.scaling_efficiency_hi, '{:.0f}%')}")
 
 
 def best_variant(table: pd.DataFrame) -> str | None:
@@ -247,6 +264,10 @@ def format_text(run: Run) -> str:
             if not math.isnan(r.speedup):
                 cells.append(f"{r.speedup:6.2f}x {interval(r.speedup_lo, r.speedup_hi):16s} vs {r.baseline:28s} "
                              f"{finding(r._asdict())}")
+            if "scaling_efficiency" in t.columns and not missing(r.scaling_efficiency):
+                cells.append(f"efficiency {100 * r.scaling_efficiency:.0f}%")
+            if "allreduce_share" in t.columns and not missing(r.allreduce_share):
+                cells.append(f"all-reduce {100 * r.allreduce_share:.0f}% of the chief's step")
             if "input_overhead" in t.columns and not math.isnan(r.input_overhead):
                 cells.append(f"overhead {100 * r.input_overhead:+.0f}% "
                              f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:+.0f}')}")
