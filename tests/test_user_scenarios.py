@@ -98,7 +98,8 @@ def test_entry_points_add_scenarios_beside_the_builtins(tmp_path):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     listed = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
-    assert listed == ["light", "cpu", "latency", "step", "mlp", "cnn", "ok"]
+    assert listed == ["light", "cpu", "latency", "step", "mlp", "cnn", "service_latency", "service_cpu",
+                      "mlp_multiworker", "ok"]
     assert "from entry point mine (user_scenarios:ok)" in proc.stdout
 
 
