@@ -168,30 +168,29 @@ class Proc:
         self.send(request)
         return self.read(timeout_s, what)
 
-    def terminate(self) -> None:
-        if self.proc.exitcode is None:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.terminate()
-
-    def stop(self) -> None:
-        """Close its pipe (it exits), then SIGTERM, then SIGKILL; always reaped."""
+    def close_pipe(self) -> None:
         with contextlib.suppress(OSError):
             self._conn.close()
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Close its pipe (it exits), wait up to `grace_s`, then SIGKILL: a cluster process keeps nothing worth a
+        slower goodbye. Always reaped."""
+        self.close_pipe()
         if self.proc.exitcode is None:
-            self.proc.join(timeout=2)
+            self.proc.join(timeout=grace_s)
         if self.proc.exitcode is None:
-            self.proc.terminate()
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.kill()
             self.proc.join(timeout=STOP_TIMEOUT_S)
-        if self.proc.exitcode is None:
-            self.proc.kill()
-            self.proc.join()
 
 
 def stop_all(procs: Sequence[Proc]) -> None:
-    for p in procs:  # SIGTERM to all first, so they wind down together
-        p.terminate()
+    """Every process: pipes closed together (they exit together), one shared grace second, then SIGKILL."""
     for p in procs:
-        p.stop()
+        p.close_pipe()
+    deadline = time.monotonic() + 1.0
+    for p in procs:
+        p.stop(grace_s=max(0.0, deadline - time.monotonic()))
 
 
 class ServiceCluster:

@@ -55,7 +55,8 @@ MODES = ("parallel_epochs", "distributed_epoch")
 SERVICE_BATCHES = {"smoke": 4, "small": 10, "default": 10, "large": 20}  # batches per round before calibration
 EXTERNAL_ENV = "TFPERF_DATA_SERVICE"
 # Batches taken, untimed, before each round of a service variant, per worker (an external service: as for 4): a
-# worker buffers about 8 batches while its client is idle (measured here).
+# worker buffers about 8 batches while its client is idle (measured here); fewer at `smoke` made its calibration
+# see the buffer, and its rounds twice as long.
 PRIME_BATCHES_PER_WORKER = 10
 ROUND_TIMEOUT_S = 300.0
 WATCH_S = 0.05  # how often a service round checks its cluster's processes  # a multi-worker round that has not ended by then is a hang: the variant fails
@@ -134,6 +135,10 @@ class ServiceScenario(Scenario):
         for c in self.__dict__.pop("_clusters", {}).values():
             c.stop()
         self.__dict__.pop("_cluster_error", None)
+        # The clients go last, now that nothing answers them: each retries its release for a while (2.5 to 4 s
+        # for a block's six here), in a thread of its own, so the next block does not wait for it.
+        released = self.__dict__.pop("_released", [])
+        threading.Thread(target=released.clear, name="tfperf-service-release", daemon=True).start()
 
 
 def service(name: str, data: Any, *, variant: str | None = None, workers: Sequence[int] = (1, 2, 4),
@@ -215,7 +220,8 @@ class ServiceRun:
             return total
 
         self._take = take
-        self._prime = tf.constant(PRIME_BATCHES_PER_WORKER * max(1, v.workers if v.workers > 0 else 4), tf.int64)
+        self._prime = tf.constant(PRIME_BATCHES_PER_WORKER * max(1, v.workers if v.workers > 0 else 4),
+                                  tf.int64)
         first = time.perf_counter()
         self._take(self.iterator, tf.constant(1, tf.int64))  # the job starts: its first batch
         self.info["job_start_s"] = round(time.perf_counter() - first, 3)
@@ -286,9 +292,10 @@ class ServiceRun:
         return {}
 
     def close(self) -> None:
-        if self.stuck:  # a thread may still wait inside it: leave the iterator alone
-            self.__dict__["_abandoned"] = self.iterator
-        self.iterator = None  # the job is released before its dispatcher goes
+        # The iterator is released after its cluster stops (the scenario's finish): released first, each waited
+        # about 1.5 s for its workers here (10 s for a block); a thread may also still wait inside a stuck one.
+        self.scenario.__dict__.setdefault("_released", []).append(self.iterator)
+        self.iterator = None
         self.dataset = None
         self.cluster = None  # stopped by the scenario's finish(), shared with the other mode's variant
 

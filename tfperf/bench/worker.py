@@ -137,14 +137,15 @@ class Member:
 
 
 SETTLE_S = 0.02
+SMOKE_SETTLE_S = 0.005  # `smoke` is CI's check that everything runs, within 2 minutes: 600 pauses there
 
 
-def settle() -> None:
+def settle(pause_s: float = SETTLE_S) -> None:
     """Between two rounds: collect garbage (so the collector, off during the round, never runs inside one) and
     give the previous round's iterator threads a moment to wind down. Measured here: light-naive's rounds
     varied by 4.6% alone, 14.9% when interleaved with parallel variants back to back, 6.8% with a 50 ms pause."""
     gc.collect()
-    time.sleep(SETTLE_S)
+    time.sleep(pause_s)
 
 
 def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int, int]:
@@ -227,7 +228,7 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
         for pos, m in enumerate(order):
             if m.runnable is None:
                 continue
-            settle()
+            settle(SMOKE_SETTLE_S if size.name == "smoke" else SETTLE_S)
             gc.disable()
             try:
                 m.times.append(m.timed())
