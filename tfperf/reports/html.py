@@ -139,6 +139,13 @@ def _scaling(page: Page, scenario: str, t) -> None:
     page.chart(fig)
 
 
+def _cpu_split(r: Any) -> str:
+    client, cluster = getattr(r, "client_cpu_us_per_example", None), getattr(r, "cluster_cpu_us_per_example", None)
+    if tables.missing(client) or tables.missing(cluster):
+        return ""
+    return f"{client:,.0f} + {cluster:,.0f}"
+
+
 def _speedups(page: Page, scenario: str, t) -> None:
     best = tables.best_variant(t)
     training = "input_overhead" in t.columns
@@ -148,7 +155,8 @@ def _speedups(page: Page, scenario: str, t) -> None:
     if training:
         headers += ["step (ms)", "bound ex/s", "input overhead", "95% interval"]
     if distributed:
-        headers += ["workers", "mode / dispatcher", "scaling efficiency", "95% interval", "all-reduce share"]
+        headers += ["workers", "mode / dispatcher", "scaling efficiency", "95% interval", "CPU cores busy",
+                    "CPU us/example (client + cluster)", "all-reduce share"]
     rows = []
     for r in t.sort_values("examples_per_sec", ascending=False).itertuples():
         reading = tables.finding(r._asdict())
@@ -170,6 +178,8 @@ def _speedups(page: Page, scenario: str, t) -> None:
                     number(None if tables.missing(eff) else 100 * eff, "{:.0f}%"),
                     esc("" if tables.missing(eff) else tables.interval(100 * r.scaling_efficiency_lo,
                                                                         100 * r.scaling_efficiency_hi, "{:.0f}%")),
+                    number(getattr(r, "cpu_cores_busy", None), "{:.2f}"),
+                    esc(_cpu_split(r)),
                     number(None if tables.missing(getattr(r, "allreduce_share", None)) else 100 * r.allreduce_share,
                            "{:.0f}%")]
         rows.append(row)

@@ -29,7 +29,8 @@ FIELDS = ("scenario", "variant", "kind", "group", "scenario_doc", "baseline", "d
           "input_overhead_hi", "unstable", "unstable_reasons", "cv", "warmup_s", "busy", "processes",
           "ideal_examples_per_sec", "ideal_efficiency", "latency_width", "simulator_cpu_us",
           "workers", "mode", "dispatcher", "scaling_ideal", "scaling_efficiency", "scaling_efficiency_lo",
-          "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step", "job_start_s", "cluster_start_s")
+          "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step", "job_start_s", "cluster_start_s",
+          "cpu_cores_busy", "client_cpu_us_per_example", "cluster_cpu_us_per_example")
 
 
 @dataclass
@@ -64,7 +65,8 @@ NUMERIC = ("examples", "examples_per_sec", "batch_size", "steps", "step_time_ms"
            "speedup_hi", "input_overhead", "input_overhead_lo", "input_overhead_hi", "cv", "warmup_s",
            "ideal_examples_per_sec", "ideal_efficiency", "scaling_ideal", "scaling_efficiency",
            "scaling_efficiency_lo", "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step",
-           "job_start_s", "cluster_start_s")
+           "job_start_s", "cluster_start_s", "cpu_cores_busy", "client_cpu_us_per_example",
+           "cluster_cpu_us_per_example")
 STATS = ("median", "mean", "stddev", "iqr", "q1", "q3", "min", "max")
 
 

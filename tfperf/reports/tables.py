@@ -63,7 +63,8 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
                "cv": getattr(r, "cv", float("nan")), "warmup_s": getattr(r, "warmup_s", float("nan")),
                "unstable": bool(getattr(r, "unstable", False) is True),
                "unstable_reasons": "; ".join(reasons) if isinstance(reasons, list) else ""}
-        for key in ("workers", "mode", "dispatcher", "allreduce_share", "job_start_s"):  # distributed rows
+        for key in ("workers", "mode", "dispatcher", "allreduce_share", "job_start_s", "cpu_cores_busy",
+                    "client_cpu_us_per_example", "cluster_cpu_us_per_example"):  # distributed rows
             value = getattr(r, key, None)
             if not missing(value):
                 row[key] = value
@@ -266,6 +267,8 @@ def format_text(run: Run) -> str:
                              f"{finding(r._asdict())}")
             if "scaling_efficiency" in t.columns and not missing(r.scaling_efficiency):
                 cells.append(f"efficiency {100 * r.scaling_efficiency:.0f}%")
+            if "cpu_cores_busy" in t.columns and not missing(r.cpu_cores_busy):
+                cells.append(f"CPU {r.cpu_cores_busy:.2f} cores")
             if "allreduce_share" in t.columns and not missing(r.allreduce_share):
                 cells.append(f"all-reduce {100 * r.allreduce_share:.0f}% of the chief's step")
             if "input_overhead" in t.columns and not math.isnan(r.input_overhead):
