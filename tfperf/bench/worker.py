@@ -205,7 +205,8 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
                 m.passes, m.repeat = _choose_scale(m.calibration_s, size, min_pass)
             if (m.passes, m.repeat) != (1, 1):
                 m.runnable.scale(m.passes, m.repeat)
-                m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
+                if m.scenario.kind not in ("service", "multiworker"):  # their iterators and clusters live on
+                    m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
             m.examples = m.runnable.examples_per_round
             if m.examples != base * m.passes * m.repeat:
                 raise RuntimeError(f"scaling by {m.passes}x{m.repeat} gave {m.examples} examples a round, "
