@@ -246,3 +246,39 @@ def test_a_worker_killed_in_a_round_fails_its_variants_and_the_run_goes_on(tmp_p
     assert len(set(pids)) == 3 + 5  # the 2- and 4-worker clusters, recorded by their rows
     assert _gone(pids) and not _workers_left()
     assert "Traceback" not in proc.stdout
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def test_ctrl_c_in_a_service_block_leaves_no_cluster_process_behind(tmp_path):
+    cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke", "-q",
+           "-p", "no:cacheprovider", "--tfperf-results", str(tmp_path / "results"), "--tfperf-run-id", "r",
+           "--tfperf-no-profile", "-k", "service_latency/"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(seen) < 12 and time.monotonic() < deadline:  # the worker, its forkserver, 3 dispatchers, 7 workers
+        seen |= _descendants(proc.pid)
+        time.sleep(0.2)
+    assert len(seen) >= 12, "the run started its clusters"
+    time.sleep(1)
+    seen |= _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert _gone(seen), [p for p in seen if _alive(p)]
+    assert not _workers_left(), out[-2000:]
