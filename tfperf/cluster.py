@@ -300,12 +300,6 @@ class ServiceCluster:
     def stop(self) -> None:
         stop_all(self.procs)
 
-    def __enter__(self) -> ServiceCluster:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
 
 def start_service_clusters(clusters: Sequence[ServiceCluster]) -> None:
     """Start several clusters at once (their processes import TensorFlow side by side, not one after another); on

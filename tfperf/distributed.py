@@ -177,6 +177,8 @@ def service(name: str, data: Any, *, variant: str | None = None, workers: Sequen
 class ServiceRun:
     """One service variant: the pipeline's endless dataset (behind the service, or local) and one iterator."""
 
+    warm_after_scale = False  # its one iterator and its cluster live on: a new scale needs no new warm-up
+
     def __init__(self, scenario: ServiceScenario, v: ServiceVariant, size: Size):
         import tensorflow as tf
 
@@ -211,6 +213,8 @@ class ServiceRun:
                 self.info["scaling_ideal"] = v.workers / base.workers
         self.iterator = iter(self.dataset)
         self.stuck = ""
+        self._cpu_start: tuple[float, float] | None = None
+        self.start_timing()
         self.info["job_start_s"] = None
 
         @tf.function
@@ -243,9 +247,28 @@ class ServiceRun:
 
     def before_round(self) -> None:
         """Untimed: take what the workers buffered while other variants ran (measured here: about 8 batches per
-        worker, served in 1 ms each, then the steady rate), so a round times the steady rate, not the buffer."""
+        worker, served in 1 ms each, then the steady rate), so a round times the steady rate, not the buffer; then
+        note the CPU used so far, by this process (the client) and by the cluster's processes."""
         if self.variant.mode:
             self._guarded(self._prime)
+        self._cpu_start = self._cpu_now()
+
+    def _cpu_now(self) -> tuple[float, float]:
+        t = os.times()
+        return t.user + t.system, cpu_seconds(self.pids)
+
+    def after_round(self, seconds: float, examples: int) -> None:
+        """Untimed, after the clock stopped: the CPU the round took, in the client and in the cluster. Where the
+        cores went is what says why a pipeline scales or not."""
+        if self._cpu_start is None:
+            return
+        (client0, cluster0), (client1, cluster1) = self._cpu_start, self._cpu_now()
+        self._cpu_start = None
+        acc = self._cpu
+        acc["client"] += client1 - client0
+        acc["cluster"] += cluster1 - cluster0
+        acc["wall"] += seconds
+        acc["examples"] += examples
 
     def _guarded(self, k: Any) -> int:
         """Take `k` batches while watching the cluster. TensorFlow's client waits for ever when the only worker of
@@ -281,26 +304,14 @@ class ServiceRun:
         return result["n"]
 
     def start_timing(self) -> None:
-        self._cpu = {"client": 0.0, "cluster": 0.0, "wall": 0.0, "examples": 0}
+        self._cpu = {"client": 0.0, "cluster": 0.0, "wall": 0.0, "examples": 0}  # the warm-up rounds' go
 
     def run_round(self) -> int:
-        """The round, and the CPU it took in this process (the client) and in the cluster's processes: where the
-        cores went is what says why a pipeline scales or not (reading /proc costs about 0.2 ms a round)."""
-        own, cluster = os.times(), cpu_seconds(self.pids)
-        start = time.perf_counter()
-        done = self._guarded(self._k)
-        wall = time.perf_counter() - start
-        after = os.times()
-        acc = self.__dict__.setdefault("_cpu", {"client": 0.0, "cluster": 0.0, "wall": 0.0, "examples": 0})
-        acc["client"] += (after.user + after.system) - (own.user + own.system)
-        acc["cluster"] += cpu_seconds(self.pids) - cluster
-        acc["wall"] += wall
-        acc["examples"] += done
-        return done
+        return self._guarded(self._k)
 
     def measured(self) -> dict[str, Any]:
-        acc = self.__dict__.get("_cpu")
-        if not acc or not acc["examples"] or not acc["wall"]:
+        acc = self._cpu
+        if not acc["examples"] or not acc["wall"]:
             return {}
         return {"client_cpu_us_per_example": 1e6 * acc["client"] / acc["examples"],
                 "cluster_cpu_us_per_example": 1e6 * acc["cluster"] / acc["examples"],
@@ -384,6 +395,8 @@ def _specs() -> list[str]:
 class MultiWorkerRun:
     """N trainer processes (tfperf.cluster trainer) forming one MultiWorkerMirroredStrategy cluster."""
 
+    warm_after_scale = False  # the trainers' iterators and models live on: a new step count needs no warm-up
+
     def __init__(self, scenario: MultiWorkerScenario, v: WorkersVariant, size: Size):
         self.scenario, self.variant, self.size = scenario, v, size
         ports = [free_port() for _ in range(v.workers)]
@@ -397,7 +410,7 @@ class MultiWorkerRun:
                 self.procs.append(Proc(
                     "chief trainer" if i == 0 else f"trainer {i + 1}/{v.workers}", "trainer", spec,
                     log / f"trainer-{os.getpid()}-{scenario.name}-{v.name}-{i + 1}.log" if log else None))
-            ready = self._all(lambda p: p.read(START_TIMEOUT_S, "start"))
+            ready = [p.read(START_TIMEOUT_S, "start") for p in self.procs]
         except BaseException:
             stop_all(self.procs)
             raise
@@ -416,9 +429,6 @@ class MultiWorkerRun:
             self.info["scaling_ideal"] = v.workers / base.workers  # type: ignore[attr-defined]
         self.chief_seconds: list[float] = []
         self.scale(1)
-
-    def _all(self, fn: Callable[[Proc], dict[str, Any]]) -> list[dict[str, Any]]:
-        return [fn(p) for p in self.procs]
 
     def _round(self, request: dict[str, Any], timeout_s: float) -> list[dict[str, Any]]:
         """Send every trainer the same request, then collect every answer; a trainer that dies or hangs fails the

@@ -43,15 +43,6 @@ from typing import Any
 TWIN = "~twin"  # suffix of the null pair's second copy
 
 
-def _proc_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc/PID/stat; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def _cpu_snapshot(pids: Sequence[int] = ()) -> tuple[float, list[int], float]:
     """(wall time, /proc/stat's aggregate cpu jiffies, CPU seconds of this process and of `pids`: the processes a
     scenario started, whose work is the scenario's own, not the machine being busy)."""
@@ -61,7 +52,9 @@ def _cpu_snapshot(pids: Sequence[int] = ()) -> tuple[float, list[int], float]:
     except (OSError, ValueError, IndexError):
         jiffies = []
     t = os.times()
-    return time.monotonic(), jiffies, t.user + t.system + sum(_proc_cpu_s(p) for p in pids)
+    from tfperf.cluster import cpu_seconds
+
+    return time.monotonic(), jiffies, t.user + t.system + cpu_seconds(pids)
 
 
 def machine_load(before: tuple[float, list[int], float], after: tuple[float, list[int], float]) -> dict[str, Any]:
@@ -131,6 +124,9 @@ class Member:
         start = time.perf_counter()
         done = self.runnable.run_round()
         took = time.perf_counter() - start
+        after = getattr(self.runnable, "after_round", None)
+        if after is not None:  # untimed: e.g. what the round cost in CPU
+            after(took, done)
         if done != self.runnable.examples_per_round:
             raise RuntimeError(f"a round processed {done} examples, expected {self.runnable.examples_per_round}")
         return took
@@ -158,7 +154,6 @@ def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int,
 
 def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
               scales: dict[str, list[int]]) -> dict[str, Any]:
-
     scenario = block[0].scenario
     prepare = getattr(scenario, "prepare", None)  # e.g. start the block's clusters, all at once
     if prepare is not None:
@@ -205,7 +200,7 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
                 m.passes, m.repeat = _choose_scale(m.calibration_s, size, min_pass)
             if (m.passes, m.repeat) != (1, 1):
                 m.runnable.scale(m.passes, m.repeat)
-                if m.scenario.kind not in ("service", "multiworker"):  # their iterators and clusters live on
+                if getattr(m.runnable, "warm_after_scale", True):
                     m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
             m.examples = m.runnable.examples_per_round
             if m.examples != base * m.passes * m.repeat:
