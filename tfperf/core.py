@@ -125,6 +125,10 @@ class Runnable(Protocol):
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
         """Run `steps` steps, each inside `mark(step)`; returns the steps run."""
 
+    # Optional: `run_pass() -> int`, one of the round's `passes` alone, where a round is exactly its passes back
+    # to back (a pipeline's fresh iterators, a custom loop's epochs). The worker then times a round as its passes
+    # spread over the block's round, interleaved with the other variants' passes: see tfperf/bench/worker.py.
+
     def measured(self) -> dict[str, Any]:
         """Figures gathered while the rounds ran, for the row's extra_info (may be empty)."""
 

@@ -500,6 +500,7 @@ class PipelineRun:
         self.info.update(info, passes=passes)
         self.examples_per_round = info["examples"] * passes
         self._passes = tf.constant(passes, tf.int64)
+        self._one = tf.constant(1, tf.int64)
         dataset, count = self.dataset, self._count
 
         # One traced function for the whole round (an eager Dataset.reduce re-traces its reduce function on
@@ -515,6 +516,10 @@ class PipelineRun:
 
     def run_round(self) -> int:
         return int(self._drain(self._passes))
+
+    def run_pass(self) -> int:
+        """One of the round's passes (the same traced function): a round is `passes` of these back to back."""
+        return int(self._drain(self._one))
 
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
         it = iter(self.dataset.repeat())

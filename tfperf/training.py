@@ -293,6 +293,9 @@ class TrainRun:
         self.scale(1)
         if not v.loop.startswith("fit"):
             self._step = self._make_step()
+            # A custom loop's round is a Python loop over epochs, so one epoch alone is the same work; a `fit`
+            # round is one call for all its epochs (a call per epoch would add fit's set-up to every epoch).
+            self.run_pass = self._run_epoch
             if v.checkpoint_every:
                 self._ckpt_dir = tempfile.mkdtemp(prefix="tfperf-ckpt-")
                 self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
@@ -413,6 +416,12 @@ class TrainRun:
         """The optimizer's step count, read back from the device: the round is done when this returns."""
         opt = self.model.optimizer if self.variant.loop.startswith("fit") else self.optimizer
         return int(opt.iterations.numpy())
+
+    def _run_epoch(self) -> int:
+        """One epoch of a custom loop (a round is `epochs` of these), with its device read."""
+        before = self._iterations()
+        self._custom_loop()
+        return (self._iterations() - before) * self.batch_size
 
     def run_round(self) -> int:
         """`epochs` epochs; returns the examples actually trained on (optimizer steps times batch size)."""

@@ -16,9 +16,13 @@ time, the null pair that states the run's resolution. In a block:
    MIN_PASS_S against its iterator's start-up) and ``passes`` (fresh iterators per round, so a round lasts at
    least the size's ``min_round_s``); the first process chooses, later ones reuse its choice, so every
    process times the same round; one more untimed round at the chosen scale;
-4. time ``rounds`` rounds of every variant, each round in a freshly shuffled order of the variants; before
-   each round the garbage collector runs and the previous round's threads get a moment to settle, and during
-   it the collector is off; every round's example count is checked;
+4. time ``rounds`` rounds of every variant. A block's round runs every member's round, and where a runnable
+   can run its round's passes one at a time (``run_pass``: a pipeline's fresh iterators, a custom loop's
+   epochs), its passes are timed one by one and spread evenly over the block's round, interleaved with the
+   other members' passes in a fresh random order (:func:`schedule`); a member's round time is the sum of its
+   passes. A variant and its baseline so sample the same seconds of the machine, and a slow spell of a core
+   (measured: up to 1.7x, for seconds) weighs on both. Before each block round the garbage collector runs and
+   threads get a moment to settle; during it the collector is off; every pass's example count is checked;
 5. record the machine's CPU steal and the CPU that other processes used during the block (``/proc``);
 6. in the profiling process only, capture each selected variant's trace after its block's timed rounds.
 
@@ -102,7 +106,7 @@ class Member:
         self.runnable: Any = None
         self.status, self.reason = "ok", ""
         self.times: list[float] = []
-        self.order: list[int] = []  # position of this member within each round's shuffled order
+        self.order: list[int] = []  # where its round ended within each round's order (of passes, see schedule)
         self.warmup_s: float | None = None
         self.calibration_s: float | None = None
         self.passes, self.repeat = 1, 1
@@ -117,31 +121,77 @@ class Member:
                 pass
             self.runnable = None
 
-    def timed(self) -> float:
+    def timed(self, one_pass: bool = False) -> float:
+        """One round (or, with `one_pass`, one of its passes), timed; the example count is checked."""
         prime = getattr(self.runnable, "before_round", None)
         if prime is not None:  # untimed: e.g. a tf.data service's buffers, filled while other variants ran
             prime()
         start = time.perf_counter()
-        done = self.runnable.run_round()
+        done = self.runnable.run_pass() if one_pass else self.runnable.run_round()
         took = time.perf_counter() - start
         after = getattr(self.runnable, "after_round", None)
         if after is not None:  # untimed: e.g. what the round cost in CPU
             after(took, done)
-        if done != self.runnable.examples_per_round:
-            raise RuntimeError(f"a round processed {done} examples, expected {self.runnable.examples_per_round}")
+        expected = self.runnable.examples_per_round // (self.passes if one_pass else 1)
+        if done != expected:
+            raise RuntimeError(f"a {'pass' if one_pass else 'round'} processed {done} examples, expected {expected}")
         return took
+
+    @property
+    def split(self) -> bool:
+        """Whether a round is timed as its passes, one at a time (the runnable says a round is exactly that)."""
+        return self.passes > 1 and callable(getattr(self.runnable, "run_pass", None))
 
 
 SETTLE_S = 0.02
-SMOKE_SETTLE_S = 0.005  # `smoke` is CI's check that everything runs, within 2 minutes: 600 pauses there
+SMOKE_SETTLE_S = 0.005  # `smoke` is CI's check that everything runs, within 2 minutes
 
 
 def settle(pause_s: float = SETTLE_S) -> None:
-    """Between two rounds: collect garbage (so the collector, off during the round, never runs inside one) and
-    give the previous round's iterator threads a moment to wind down. Measured here: light-naive's rounds
-    varied by 4.6% alone, 14.9% when interleaved with parallel variants back to back, 6.8% with a 50 ms pause."""
+    """Before a round: collect garbage (so the collector, off during the round, never runs inside one) and give
+    the previous round's iterator threads a moment to wind down."""
     gc.collect()
     time.sleep(pause_s)
+
+
+def schedule(members: list[Member], rng: random.Random, links: dict[str, set[str]] | None = None) -> list[Member]:
+    """One round's order: every member's passes (one entry for a member that is not split), each member's spread
+    evenly over the round with random jitter, so that every variant and its baseline sample the same stretch of
+    time. Members that are not split (a `fit` round is one call) come in the order of a random walk over `links`
+    (name -> the names it is compared with), so each tends to run next to one of its partners.
+
+    Why: on this kind of machine (a VM) the speed of a core drops by up to 1.7x for seconds at a time (a
+    single-threaded Python loop: 57 ms, then 95 ms for 2.5 s), and how far apart two rounds ran decides how much
+    of that their ratio sees: in runs f1, f2, d1, d2, d4 a pair's log ratio deviated by a median 0.049 from its
+    process's median when the two ran next to each other, 0.100 when five or more variants ran in between."""
+    whole = [m for m in members if not m.split]
+    rng.shuffle(whole)
+    walk: list[Member] = []
+    while whole:  # a random walk: next, a partner of the last one not yet placed, else anyone left
+        near = [m for m in whole if walk and m.name in (links or {}).get(walk[-1].name, ())]
+        walk.append(rng.choice(near) if near else whole[0])
+        whole.remove(walk[-1])
+    places = sorted(rng.random() for _ in walk)
+    index = {id(m): i for i, m in enumerate(members)}
+    keys = [(at, rng.random(), index[id(m)]) for at, m in zip(places, walk, strict=True)]
+    for i, m in enumerate(members):
+        if m.split:
+            keys += [((j + rng.random()) / m.passes, rng.random(), i) for j in range(m.passes)]
+    return [members[i] for _, _, i in sorted(keys)]
+
+
+def links_of(block: list[Member]) -> dict[str, set[str]]:
+    """Which members of a block are compared with which (baselines, bounds, the twin with its anchor), both ways."""
+    links: dict[str, set[str]] = {m.name: set() for m in block}
+    for m in block:
+        if m.name.endswith(TWIN):
+            others = {m.name[: -len(TWIN)]}
+        else:
+            others = set(m.scenario.partners(m.variant))
+        for o in others & set(links):
+            links[m.name].add(o)
+            links[o].add(m.name)
+    return links
 
 
 def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int, int]:
@@ -218,21 +268,27 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
     before = _cpu_snapshot(pids)
     phases["rounds"] = time.perf_counter()
     rounds = int(spec.get("rounds") or size.rounds)
+    links = links_of(alive)
     for _ in range(rounds):
-        order = list(alive)
-        rng.shuffle(order)
-        for pos, m in enumerate(order):
-            if m.runnable is None:
-                continue
-            settle(SMOKE_SETTLE_S if size.name == "smoke" else SETTLE_S)
-            gc.disable()
-            try:
-                m.times.append(m.timed())
-                m.order.append(pos)
-            except Exception as exc:
-                m.fail("failed", _message(exc))
-            finally:
-                gc.enable()
+        order = schedule(alive, rng, links)
+        last = {id(m): pos for pos, m in enumerate(order)}
+        took = {id(m): 0.0 for m in alive}
+        settle(SMOKE_SETTLE_S if size.name == "smoke" else SETTLE_S)
+        gc.disable()
+        try:
+            for pos, m in enumerate(order):
+                if m.runnable is None:  # failed earlier in this round
+                    continue
+                try:
+                    took[id(m)] += m.timed(one_pass=m.split)
+                except Exception as exc:
+                    m.fail("failed", _message(exc))
+                    continue
+                if pos == last[id(m)]:  # its last pass of the round: the round is done
+                    m.times.append(took[id(m)])
+                    m.order.append(pos)
+        finally:
+            gc.enable()
     load = machine_load(before, _cpu_snapshot(pids))
     gc.unfreeze()
     profiles: dict[str, dict[str, Any]] = {}

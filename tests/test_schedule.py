@@ -1,0 +1,45 @@
+"""The order of a block's round (tfperf/bench/worker.py: schedule): every pass once, each member's passes spread
+over the round, members that run as one call placed next to a partner where the comparisons allow it."""
+
+import random
+from types import SimpleNamespace
+
+from tfperf.bench.worker import TWIN, Member, links_of, schedule
+
+
+class _Split:
+    def run_pass(self) -> int:
+        return 1
+
+
+def _member(name: str, passes: int, split: bool, partners=()) -> Member:
+    scenario = SimpleNamespace(partners=lambda v, p=list(partners): p)
+    m = Member(scenario, SimpleNamespace(name=name.removesuffix(TWIN)), name, selected=True)
+    m.runnable = _Split() if split else object()
+    m.passes = passes
+    return m
+
+
+def test_every_pass_runs_once_and_a_split_member_is_spread_over_the_round():
+    members = [_member("a", 8, True), _member("b", 4, True), _member("c", 3, False), _member("d", 1, True)]
+    for seed in range(20):
+        order = schedule(members, random.Random(seed), links_of(members))
+        counts = {m.name: sum(1 for o in order if o is m) for m in members}
+        assert counts == {"a": 8, "b": 4, "c": 1, "d": 1}  # c is not split: its round is one entry
+        # a's passes are stratified: one in each eighth of the round, never all at one end
+        positions = [i for i, o in enumerate(order) if o is members[0]]
+        assert positions[0] < len(order) / 4 and positions[-1] > len(order) * 3 / 4
+
+
+def test_members_run_as_one_call_sit_next_to_a_partner():
+    # a chain of comparisons among members that are not split: base <- v1 <- v2, and the twin of base
+    members = [_member("base", 3, False), _member("v1", 3, False, ["base"]), _member("v2", 3, False, ["v1"]),
+               _member("base" + TWIN, 3, False)]
+    links = links_of(members)
+    assert links["base"] == {"v1", "base" + TWIN} and links["v2"] == {"v1"}
+    for seed in range(20):
+        order = [m.name for m in schedule(members, random.Random(seed), links)]
+        adjacent = {frozenset(p) for p in zip(order, order[1:], strict=False)}
+        # a walk over a path-shaped graph from any start leaves at most one jump
+        assert sum(1 for p in adjacent if not (set(p) <= {"base", "v1"} or set(p) <= {"v1", "v2"}
+                                                or set(p) <= {"base", "base" + TWIN})) <= 1
