@@ -43,3 +43,65 @@ def test_members_run_as_one_call_sit_next_to_a_partner():
         # a walk over a path-shaped graph from any start leaves at most one jump
         assert sum(1 for p in adjacent if not (set(p) <= {"base", "v1"} or set(p) <= {"v1", "v2"}
                                                 or set(p) <= {"base", "base" + TWIN})) <= 1
+
+
+class _Fake:
+    """A runnable that does no work: it records which instance ran what."""
+
+    made: list["_Fake"] = []
+
+    def __init__(self, split: bool):
+        self.examples_per_round, self.info, self.passes, self.log, self.closed = 10, {}, 1, [], False
+        if split:
+            self.run_pass = self._pass
+        _Fake.made.append(self)
+
+    def scale(self, passes: int, repeat: int = 1) -> None:
+        self.passes, self.examples_per_round = passes, 10 * passes * repeat
+
+    def run_round(self) -> int:
+        self.log.append("round")
+        return self.examples_per_round
+
+    def _pass(self) -> int:
+        self.log.append("pass")
+        return self.examples_per_round // self.passes
+
+    def measured(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _block(kind: str, split: bool):
+    from tfperf.core import Size
+
+    variant = SimpleNamespace(name="v", requires=())
+    scenario = SimpleNamespace(name="s", kind=kind, make=lambda v, size: _Fake(split), partners=lambda v: [])
+    size = Size("t", rounds=4, min_round_s=0.0, profile_steps=1, instances=2)
+    return [Member(scenario, variant, "v", selected=True)], size
+
+
+def test_training_instances_take_turns_and_a_split_round_runs_its_passes():
+    from tfperf.bench.worker import run_block
+
+    _Fake.made.clear()
+    block, size = _block("training", split=True)
+    out = run_block(block, {}, size, random.Random(0), {"v": [3, 1]})  # 3 passes a round, as process 1 chose
+    first, second = _Fake.made
+    assert out["members"][0]["status"] == "ok" and len(out["members"][0]["times"]) == 4
+    # warm-up, calibration and one round at scale untimed, then rounds 0 and 2 as 3 passes each
+    assert first.log == ["round", "round", "round"] + ["pass"] * 6
+    assert second.log == ["round"] + ["pass"] * 6  # warmed up once at scale, then rounds 1 and 3
+    assert first.closed and second.closed
+
+
+def test_a_pipeline_has_one_instance_and_an_unsplit_round_is_one_call():
+    from tfperf.bench.worker import run_block
+
+    _Fake.made.clear()
+    block, size = _block("pipeline", split=False)
+    out = run_block(block, {}, size, random.Random(0), {"v": [3, 1]})
+    assert len(_Fake.made) == 1 and len(out["members"][0]["times"]) == 4
+    assert _Fake.made[0].log == ["round"] * 3 + ["round"] * 4
