@@ -60,9 +60,6 @@ class Size:
     rounds: int  # timed rounds per variant and worker process (after the untimed warm-up and calibration)
     min_round_s: float  # each round is scaled (passes or epochs times k) to last at least this long
     profile_steps: int  # steps marked inside one profiled window
-    # Instances of each training variant per worker process, built apart and taking turns round by round: on TF
-    # 2.21 an instance of a model can run at a level of its own for its whole life (see tfperf/bench/worker.py).
-    instances: int = 1
 
 
 SIZES: dict[str, Size] = {
@@ -70,8 +67,8 @@ SIZES: dict[str, Size] = {
     for s in (
         Size("smoke", rounds=3, min_round_s=0.02, profile_steps=5),
         Size("small", rounds=4, min_round_s=0.1, profile_steps=10),
-        Size("default", rounds=5, min_round_s=0.3, profile_steps=20, instances=2),
-        Size("large", rounds=8, min_round_s=0.5, profile_steps=30, instances=2),
+        Size("default", rounds=5, min_round_s=0.3, profile_steps=20),
+        Size("large", rounds=8, min_round_s=0.5, profile_steps=30),
     )
 }
 

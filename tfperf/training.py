@@ -454,10 +454,6 @@ class TrainRun:
         return {"checkpoint_saves": len(self.save_seconds),
                 "checkpoint_ms_per_save_median": 1000 * statistics.median_high(self.save_seconds)}
 
-    def absorb(self, other: TrainRun) -> None:
-        """Take in what another instance of the same variant measured during its rounds (bench's instances)."""
-        self.save_seconds.extend(other.save_seconds)
-
     def probe_loss(self) -> float:
         """Loss on the fixed probe batch, without training: tests use it to prove the loop learns."""
         x, y = self.probe

@@ -21,10 +21,7 @@ time, the null pair that states the run's resolution. In a block:
    epochs), its passes are timed one by one and spread evenly over the block's round, interleaved with the
    other members' passes in a fresh random order (:func:`schedule`); a member's round time is the sum of its
    passes. A variant and its baseline so sample the same seconds of the machine, and a slow spell of a core
-   (measured: up to 1.7x, for seconds) weighs on both. A training variant has ``Size.instances`` instances
-   (2 at ``default``), built apart, which take turns round by round: an instance of a model can run at a level
-   of its own for its whole life (``mlp/fit-memory`` in one process: 24-31 us per example against its twin's
-   16-25). Before each block round the garbage collector runs and
+   (measured: up to 1.7x, for seconds) weighs on both. Before each block round the garbage collector runs and
    threads get a moment to settle; during it the collector is off; every pass's example count is checked;
 5. record the machine's CPU steal and the CPU that other processes used during the block (``/proc``);
 6. in the profiling process only, capture each selected variant's trace after its block's timed rounds.
@@ -106,8 +103,7 @@ class Member:
 
     def __init__(self, scenario: Any, variant: Any, name: str, selected: bool):
         self.scenario, self.variant, self.name, self.selected = scenario, variant, name, selected
-        self.runnable: Any = None  # the instance that runs now
-        self.pool: list[Any] = []  # every instance of it (see Size.instances); they take turns, round by round
+        self.runnable: Any = None
         self.status, self.reason = "ok", ""
         self.times: list[float] = []
         self.order: list[int] = []  # where its round ended within each round's order (of passes, see schedule)
@@ -118,12 +114,12 @@ class Member:
 
     def fail(self, status: str, reason: str) -> None:
         self.status, self.reason = status, reason
-        for r in {id(r): r for r in [*self.pool, self.runnable] if r is not None}.values():
+        if self.runnable is not None:
             try:
-                r.close()
+                self.runnable.close()
             except Exception:  # noqa: BLE001 - closing a broken runnable must not hide why it broke
                 pass
-        self.runnable, self.pool = None, []
+            self.runnable = None
 
     def timed(self, one_pass: bool = False) -> float:
         """One round (or, with `one_pass`, one of its passes), timed; the example count is checked."""
@@ -198,20 +194,6 @@ def links_of(block: list[Member]) -> dict[str, set[str]]:
     return links
 
 
-def _another(m: Member, size: Any) -> Any:
-    """One more instance of a member, built, scaled like the first and warmed up once at that scale (untimed)."""
-    r = m.scenario.make(m.variant, size)
-    if (m.passes, m.repeat) != (1, 1):
-        r.scale(m.passes, m.repeat)
-    if r.examples_per_round != m.examples:
-        raise RuntimeError(f"a second instance gave {r.examples_per_round} examples a round, expected {m.examples}")
-    done = r.run_round()
-    if done != m.examples:
-        raise RuntimeError(f"a second instance's warm-up processed {done} examples, expected {m.examples}")
-    getattr(r, "start_timing", lambda: None)()
-    return r
-
-
 def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int, int]:
     """(passes, repeat) so a pass lasts at least min_pass_s and a round at least size.min_round_s."""
     one_pass_s = max(one_pass_s, 1e-6)
@@ -275,9 +257,6 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
                 raise RuntimeError(f"scaling by {m.passes}x{m.repeat} gave {m.examples} examples a round, "
                                    f"expected {base * m.passes * m.repeat}")
             getattr(m.runnable, "start_timing", lambda: None)()
-            m.pool = [m.runnable]
-            for _ in range(1, size.instances if m.scenario.kind == "training" else 1):
-                m.pool.append(_another(m, size))
         except Exception as exc:
             m.fail("failed", _message(exc))
     alive = [m for m in block if m.runnable is not None]
@@ -290,10 +269,7 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
     phases["rounds"] = time.perf_counter()
     rounds = int(spec.get("rounds") or size.rounds)
     links = links_of(alive)
-    for k in range(rounds):
-        for m in alive:
-            if m.runnable is not None:
-                m.runnable = m.pool[k % len(m.pool)]
+    for _ in range(rounds):
         order = schedule(alive, rng, links)
         last = {id(m): pos for pos, m in enumerate(order)}
         took = {id(m): 0.0 for m in alive}
@@ -315,12 +291,6 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
             gc.enable()
     load = machine_load(before, _cpu_snapshot(pids))
     gc.unfreeze()
-    for m in alive:  # the first instance profiles and reports (with what the others measured); the others are done
-        if m.runnable is not None:
-            for other in m.pool[1:]:
-                getattr(m.pool[0], "absorb", lambda _: None)(other)
-                other.close()
-            m.runnable, m.pool = m.pool[0], m.pool[:1]
     profiles: dict[str, dict[str, Any]] = {}
     phases["profiles"] = time.perf_counter()
     if spec.get("profile"):
