@@ -43,3 +43,56 @@ def test_members_run_as_one_call_sit_next_to_a_partner():
         # a walk over a path-shaped graph from any start leaves at most one jump
         assert sum(1 for p in adjacent if not (set(p) <= {"base", "v1"} or set(p) <= {"v1", "v2"}
                                                 or set(p) <= {"base", "base" + TWIN})) <= 1
+
+
+class _Fake:
+    """A runnable that does no work: it records what ran."""
+
+    def __init__(self, split: bool):
+        self.examples_per_round, self.info, self.passes, self.log, self.closed = 10, {}, 1, [], False
+        if split:
+            self.run_pass = self._pass
+
+    def scale(self, passes: int, repeat: int = 1) -> None:
+        self.passes, self.examples_per_round = passes, 10 * passes * repeat
+
+    def run_round(self) -> int:
+        self.log.append("round")
+        return self.examples_per_round
+
+    def _pass(self) -> int:
+        self.log.append("pass")
+        return self.examples_per_round // self.passes
+
+    def measured(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _run(split: bool) -> tuple[_Fake, dict]:
+    from tfperf.bench.worker import run_block
+    from tfperf.core import Size
+
+    made: list[_Fake] = []
+    variant = SimpleNamespace(name="v", requires=())
+    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
+                               make=lambda v, size: made.append(_Fake(split)) or made[-1])
+    size = Size("t", rounds=4, min_round_s=0.0, profile_steps=1)
+    out = run_block([Member(scenario, variant, "v", selected=True)], {}, size, random.Random(0), {"v": [3, 1]})
+    assert len(made) == 1
+    return made[0], out["members"][0]
+
+
+def test_a_split_round_is_timed_as_its_passes():
+    fake, rec = _run(split=True)  # 3 passes a round, as the first process chose
+    assert rec["status"] == "ok" and len(rec["times"]) == 4 and rec["examples"] == 30
+    # warm-up, calibration and one round at the chosen scale, untimed; then 4 rounds of 3 passes each
+    assert fake.log == ["round"] * 3 + ["pass"] * 12 and fake.closed
+
+
+def test_a_round_that_cannot_be_split_is_one_call():
+    fake, rec = _run(split=False)
+    assert rec["status"] == "ok" and len(rec["times"]) == 4
+    assert fake.log == ["round"] * 3 + ["round"] * 4
