@@ -154,7 +154,7 @@ def settle(pause_s: float = SETTLE_S) -> None:
     time.sleep(pause_s)
 
 
-def schedule(members: list[Member], rng: random.Random, links: dict[str, set[str]] | None = None) -> list[Member]:
+def schedule(members: list[Member], rng: random.Random, links: dict[str, set[str]]) -> list[Member]:
     """One round's order: every member's passes (one entry for a member that is not split), each member's spread
     evenly over the round with random jitter, so that every variant and its baseline sample the same stretch of
     time. Members that are not split (a `fit` round is one call) come in the order of a random walk over `links`
@@ -168,7 +168,7 @@ def schedule(members: list[Member], rng: random.Random, links: dict[str, set[str
     rng.shuffle(whole)
     walk: list[Member] = []
     while whole:  # a random walk: next, a partner of the last one not yet placed, else anyone left
-        near = [m for m in whole if walk and m.name in (links or {}).get(walk[-1].name, ())]
+        near = [m for m in whole if walk and m.name in links[walk[-1].name]]
         walk.append(rng.choice(near) if near else whole[0])
         whole.remove(walk[-1])
     places = sorted(rng.random() for _ in walk)
