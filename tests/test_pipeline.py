@@ -116,3 +116,21 @@ def test_a_bad_dataset_factory_says_which_and_why(smoke, factory, message):
     with pytest.raises(ScenarioError, match=message) as info:
         sc.make(sc.variants[0], smoke)
     assert str(info.value).startswith("scenario bad: dataset factory") and "\n" not in str(info.value)
+
+
+def test_a_pass_tears_its_iterator_down_after_the_clock(smoke):
+    """The worker times `run_pass` alone; the pass's iterator is torn down in `after_round`, which the worker calls
+    after the clock stops, and each teardown is recorded apart (they can stall on TF's autotune thread)."""
+    from tfperf.bench.worker import Member
+
+    sc = builtin.latency
+    m = Member(sc, sc.variant("naive"), "latency/naive", True)
+    m.runnable = sc.make(m.variant, smoke)
+    m.runnable.scale(3)
+    m.passes = 3
+    m.timed(one_pass=True)
+    assert m.runnable._spent.held == 0  # nothing left alive after the pass
+    m.timed()  # a whole round: its 3 iterators, each torn down once the round's clock stopped
+    assert m.runnable._spent.held == 0
+    teardown = m.runnable.measured()["iterator_teardown_s"]
+    assert teardown["count"] == 4 and teardown["max"] >= teardown["median"] > 0

@@ -41,6 +41,7 @@ from .core import (
     Scenario,
     ScenarioError,
     Size,
+    Spent,
     Variant,
     call_user,
     describe_callable,
@@ -271,6 +272,7 @@ class TrainRun:
         self.strategy = _strategy(v)
         self._ckpt_dir: str | None = None
         self.save_seconds: list[float] = []
+        self._spent = Spent()  # a custom loop's epoch iterators, torn down after the clock stops
         # A fixed batch (the bound's input and the loss probe), from a one-batch pass of the same pipeline: a
         # partial pass over the round's dataset would abandon a half-filled cache.
         self.probe = self._first_batch()
@@ -392,6 +394,8 @@ class TrainRun:
             batches = None
         else:
             batches = iter(self.dataset if steps is None else self.dataset.repeat().take(steps))
+            if steps is None:  # a timed epoch: its iterator is torn down in `after_round`, untimed
+                self._spent.keep(batches)
         done = 0
         every = self.variant.checkpoint_every
         with self._scope():
@@ -447,12 +451,18 @@ class TrainRun:
             return marks
         return self._custom_loop(steps, mark)
 
+    def after_round(self, seconds: float, examples: int) -> None:
+        """Untimed: tear down the epochs' input iterators (see `Spent`)."""
+        self._spent.release()
+
     def measured(self) -> dict[str, Any]:
-        """Figures gathered while the rounds ran (bench adds them to the row): the checkpoint cost per save."""
-        if not self.save_seconds:
-            return {}
-        return {"checkpoint_saves": len(self.save_seconds),
-                "checkpoint_ms_per_save_median": 1000 * statistics.median_high(self.save_seconds)}
+        """Figures gathered while the rounds ran (bench adds them to the row): the checkpoint cost per save, and
+        how long a custom loop's input iterators took to tear down (untimed)."""
+        out = self._spent.figures()
+        if self.save_seconds:
+            out.update(checkpoint_saves=len(self.save_seconds),
+                       checkpoint_ms_per_save_median=1000 * statistics.median_high(self.save_seconds))
+        return out
 
     def probe_loss(self) -> float:
         """Loss on the fixed probe batch, without training: tests use it to prove the loop learns."""
@@ -462,5 +472,6 @@ class TrainRun:
             return float(tf.reduce_mean(loss(y, self.model(x, training=False))))
 
     def close(self) -> None:
+        self._spent.release()
         if self._ckpt_dir:
             shutil.rmtree(self._ckpt_dir, ignore_errors=True)
