@@ -126,11 +126,13 @@ def _scaled(src, dst, factor, variant="naive", tf_version=None):
     return dst
 
 
-def _with_rounds(run_dir, times):
-    """Give every row the same fixed rounds, so significance is decided by the test's numbers alone."""
+def _with_rounds(run_dir, times, rotate=False):
+    """Give every row the same fixed rounds, so significance is decided by the test's numbers alone (`rotate`: each
+    row's in another order, so that a block's rounds do not all move together)."""
     data = json.loads((run_dir / "benchmarks.json").read_text())
-    for b in data["benchmarks"]:
-        b["stats"]["data"] = list(times)
+    for i, b in enumerate(data["benchmarks"]):
+        k = i % len(times) if rotate else 0
+        b["stats"]["data"] = list(times[k:]) + list(times[:k])
         b["stats"]["median"] = sorted(times)[len(times) // 2]
     (run_dir / "benchmarks.json").write_text(json.dumps(data))
     return run_dir
@@ -155,7 +157,7 @@ def test_compare_flags_only_real_regressions(fixture_run, tmp_path, capsys):
 
 
 def test_compare_does_not_flag_noise(fixture_run, tmp_path):
-    base = _with_rounds(fixture_run, [1.0, 1.3])  # two rounds can never be significant
+    base = _with_rounds(fixture_run, [1.0, 1.3], rotate=True)  # two rounds can never be significant
     slow = _scaled(base, tmp_path / "slow", 1.2)
     rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     assert rows.loc["light/naive", "flag"] == "noise"
@@ -174,6 +176,26 @@ def test_compare_lists_benchmarks_in_one_run_only(fixture_run, tmp_path):
     (other / "benchmarks.json").write_text(json.dumps(data))
     flags = compare.compare(load_run(fixture_run), load_run(other)).rows.set_index("benchmark")["flag"]
     assert "only in base" in set(flags)
+
+
+def test_compare_takes_the_block_level_out(fixture_run, tmp_path):
+    """The machine 15% slower for a whole run moves the block's row, not its benchmarks; one benchmark 10% slower
+    on top of that is flagged, alone, as +10%."""
+    base = _processes(fixture_run, tmp_path / "base", 1.0)
+    new = _processes(fixture_run, tmp_path / "new", 1.10)
+    data = json.loads((new / "benchmarks.json").read_text())
+    for b in data["benchmarks"]:
+        b["stats"]["data"] = [1.15 * t for t in b["stats"]["data"]]
+    (new / "benchmarks.json").write_text(json.dumps(data))
+    rows = compare.compare(load_run(base), load_run(new)).rows.set_index("benchmark")
+    assert rows.loc["light/naive", "basis"] == "relative to its block"
+    assert rows.loc["light/naive", "change"] == pytest.approx(0.10, abs=1e-6)
+    assert rows.loc["light/naive", "absolute_change"] == pytest.approx(1.15 * 1.10 - 1, abs=1e-6)
+    # mlp/fit-best is alone in its block: judged on absolute time, the machine's 15% is its change
+    assert list(rows[rows["flag"] == "regression"].index) == ["light/naive", "mlp/fit-best", "light" + compare.BLOCK]
+    assert rows.loc["light" + compare.BLOCK, "change"] == pytest.approx(0.15, abs=1e-6)
+    assert rows.loc["light/vectorized", "change"] == pytest.approx(0.0, abs=1e-6)
+    assert rows.loc["mlp/fit-best", "basis"] == "absolute"  # alone in its block: no level to take out
 
 
 def _processes(src, dst, factor, variant="naive", units=3):
@@ -285,7 +307,8 @@ def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tm
         (run / "benchmarks.json").write_text(json.dumps(data))
     assert compare.instance_variance([load_run(base)]) is not None
     noisy = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
-    assert (noisy["limit"] > quiet["limit"]).all()  # limits now hold the instance-level spread
+    rows = [n for n in noisy.index if not n.endswith(compare.BLOCK)]  # a block's level is no variant instance's
+    assert (noisy.loc[rows, "limit"] > quiet.loc[rows, "limit"]).all()  # limits now hold the instance-level spread
     assert noisy.loc["light/naive", "flag"] == "noise"  # 10% is not beyond what such runs resolve
 
 

@@ -19,6 +19,12 @@ benchmarks in the comparison being judged:
   decides. Rounds of one process cannot see the spread between processes: the limits printed then are
   lower bounds, and the table says so.
 
+Each benchmark's change is taken *relative to its block* (the benchmarks measured in the same rounds, see
+``block_levels``): the machine's speed moves between runs (measured: a whole block 4-12% faster in one run than in
+the run before it, same code), and that moves every benchmark of a block together, so it is taken out of each
+round and shown once, as the block's own row ("<block> (whole block)"). A benchmark alone in its block (or in a
+block of fewer than three) is judged on its absolute time. Every row also prints its absolute change.
+
 A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
 interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
 row prints its *detection limit*: the half-width of its 95% interval, the smallest change this pair of runs
@@ -85,21 +91,78 @@ def _versions(run: Run) -> dict[str, object]:
             "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
 
 
-def _units(runs: list[Run], name: str) -> tuple[list[float], list[float]]:
-    """(unit values, all rounds) of one benchmark over a side's runs, as seconds per example."""
+def _rounds(run: Run) -> dict[str, tuple[str, list[float], list[int]]]:
+    """Each measured benchmark of a run: (its block, its rounds as seconds per example, each round's process)."""
+    out = {}
+    for r in run.frame.itertuples():
+        if r.status != "ok":
+            continue
+        examples = float(r.examples) if r.examples and not _nan(r.examples) else 1.0
+        per = [t / examples for t in r.times]
+        process = list(getattr(r, "round_process", None) or [])
+        if len(process) != len(per):
+            process = [0] * len(per)
+        group = getattr(r, "group", None)
+        out[f"{r.scenario}/{r.variant}"] = (group if isinstance(group, str) and group else str(r.scenario), per,
+                                            process)
+    return out
+
+
+MIN_BLOCK = 3  # a block's level is the median of its members: with fewer, one member's change moves it
+
+
+def block_levels(runs: list[Run]) -> tuple[dict[int, dict[str, list[float]]], dict[int, dict[str, list[float]]]]:
+    """Take out of every round the level of the whole block it ran in, so that what is left is each benchmark's
+    time *relative to the benchmarks measured in the same rounds*.
+
+    A block's rounds run every member within the same few seconds, so a change of the machine's speed between
+    runs (measured: a whole block 4-12% faster in one run than in the run before, same code) moves all of them
+    together. For round i of a run, each member's deviation from its own mean log time over all the runs given
+    is taken; the round's level is the median of those deviations over the block's members; and each member's
+    round is divided by it. A change of one benchmark then stays its own (the median ignores it), and a change of
+    the machine cancels. Returns (relative rounds by run (its id()) and benchmark, each block's level by run and
+    block, as a factor per round). Blocks with fewer than MIN_BLOCK members, or whose rounds do not line up, are
+    left out (their benchmarks are judged on absolute times)."""
+    per_run = {id(run): _rounds(run) for run in runs}
+    logs: dict[str, list[float]] = {}
+    for rounds in per_run.values():
+        for name, (_, per, _) in rounds.items():
+            logs.setdefault(name, []).extend(math.log(t) for t in per if t > 0)
+    centre = {name: float(np.mean(v)) for name, v in logs.items() if v}
+    relative: dict[int, dict[str, list[float]]] = {}
+    levels: dict[int, dict[str, list[float]]] = {}
+    for run_id, rounds in per_run.items():
+        blocks: dict[str, list[str]] = {}
+        for name, (group, _, _) in rounds.items():
+            blocks.setdefault(group, []).append(name)
+        for group, names in blocks.items():
+            n = {len(rounds[m][1]) for m in names}
+            if len(names) < MIN_BLOCK or len(n) != 1 or any(t <= 0 for m in names for t in rounds[m][1]):
+                continue
+            dev = np.array([[math.log(t) - centre[m] for t in rounds[m][1]] for m in names])
+            level = np.exp(np.median(dev, axis=0))
+            levels.setdefault(run_id, {})[group] = [float(x) for x in level]
+            for m in names:
+                relative.setdefault(run_id, {})[m] = [float(t / f) for t, f in zip(rounds[m][1], level, strict=True)]
+    return relative, levels
+
+
+def _units(runs: list[Run], name: str, values: dict[int, dict[str, list[float]]] | None = None
+           ) -> tuple[list[float], list[float]]:
+    """(unit values, all rounds) of one benchmark over a side's runs, as seconds per example (or, given `values`,
+    the rounds there instead: e.g. relative to their block)."""
     units: list[float] = []
     rounds: list[float] = []
     for run in runs:
-        rows = [r for r in run.frame.itertuples() if r.status == "ok" and f"{r.scenario}/{r.variant}" == name]
-        for r in rows:
-            examples = float(r.examples) if r.examples and not _nan(r.examples) else 1.0
-            per = [t / examples for t in r.times]
-            rounds += per
-            process = list(getattr(r, "round_process", None) or [])
-            if len(process) != len(per):
-                process = [0] * len(per)
-            for p in sorted(set(process)):
-                units.append(float(np.median([t for t, q in zip(per, process, strict=True) if q == p])))
+        found = _rounds(run).get(name)
+        if found is None:
+            continue
+        _, per, process = found
+        if values is not None:
+            per = values[id(run)][name]
+        rounds += per
+        for p in sorted(set(process)):
+            units.append(float(np.median([t for t, q in zip(per, process, strict=True) if q == p])))
     return units, rounds
 
 
@@ -156,13 +219,15 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
             "test_can_reach": reach}
 
 
-def instance_variance(runs: list[Run]) -> tuple[float, int] | None:
-    """Variance of one variant instance's level, from the runs' null pairs: in every process, the twin and
-    the anchor are two instances of one variant timed in the same rounds, so half the variance of the log of
-    their per-process median ratio is one instance's. Measured here: a variant's instance can sit at one of
-    two levels for its whole life (mlp-fit-best: 18.7 or 27 us per example), which the spread between two or
-    three processes alone does not show."""
-    logs = []
+def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
+    """Variance of one variant instance's level, block by block, from the runs' null pairs: in every process, the
+    twin and the anchor are two instances of one variant timed in the same rounds, so half the variance of the
+    log of their per-process median ratio is one instance's. Measured here: a variant's instance can sit at one
+    of two levels for its whole life (mlp-fit-best: 18.7 or 27 us per example), which the spread between two or
+    three processes alone does not show. Per block (key ``""``: all blocks together, for a block with fewer
+    than three processes of null pairs): one block's wide null pair (``latency``'s, up to +/-88% in j1) says
+    nothing of another's."""
+    logs: dict[str, list[float]] = {}
     for run in runs:
         for pair in run.null_pairs:
             try:
@@ -174,11 +239,12 @@ def instance_variance(runs: list[Run]) -> tuple[float, int] | None:
                 continue
             if len(ta) != len(tb) or len(proc) != len(ta):
                 continue
+            block = str(pair.get("block") or pair.get("scenario") or "")
             for p in np.unique(proc):
-                logs.append(float(np.log(np.median(tb[proc == p]) / np.median(ta[proc == p]))))
-    if len(logs) < 3:
-        return None
-    return float(np.mean(np.square(logs))) / 2, len(logs)
+                value = float(np.log(np.median(tb[proc == p]) / np.median(ta[proc == p])))
+                for key in {block, ""}:
+                    logs.setdefault(key, []).append(value)
+    return {block: (float(np.mean(np.square(v))) / 2, len(v)) for block, v in logs.items() if len(v) >= 3}
 
 
 def _group(runs: list[Run], name: str) -> str:
@@ -210,14 +276,24 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     every = sorted(b_names | n_names)
     patterns = per_benchmark or {}
     unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
-    units = {name: (_units(bases, name), _units(news, name)) for name in sorted(b_names & n_names)}
+    relative, levels = block_levels(bases + news)
+
+    def is_relative(name: str) -> bool:  # its block's level was taken out in every run that has it
+        return all(name in relative.get(id(run), {}) for run in bases + news if name in _rounds(run))
+
+    units = {}
+    basis = {}
+    for name in sorted(b_names & n_names):
+        values = relative if is_relative(name) else None
+        basis[name] = "relative to its block" if values is not None else "absolute"
+        units[name] = (_units(bases, name, values), _units(news, name, values))
     pools: dict[str, list[tuple[float, int]]] = {}
     for name, ((bu, _), (nu, _)) in units.items():
         var, df = unit_variance(bu, nu)
         if df:
             pools.setdefault(_group(bases, name), []).append((var, df))
     pooled = {g: (sum(v * d for v, d in xs) / sum(d for _, d in xs), sum(d for _, d in xs)) for g, xs in pools.items()}
-    floor = instance_variance(bases + news)
+    floors = instance_variance(bases + news)
     out = []
     for name in every:
         limit = threshold
@@ -227,27 +303,70 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row: dict[str, object] = {"benchmark": name, "base_s": float("nan"), "new_s": float("nan"),
                                   "change": float("nan"), "lo": float("nan"), "hi": float("nan"), "p": float("nan"),
                                   "limit": float("nan"), "test": "", "threshold": limit,
-                                  "units": ""}
+                                  "units": "", "basis": "", "absolute_change": float("nan")}
         if name not in b_names or name not in n_names:
             row["flag"] = "only in new" if name not in b_names else "only in base"
             out.append(row)
             continue
         (bu, br), (nu, nr) = units[name]
-        row.update(judge(bu, br, nu, nr, alpha, pooled.get(_group(bases, name)), floor[0] if floor else None))
-        row.update(base_s=float(np.median(br)), new_s=float(np.median(nr)), units=f"{len(bu)}/{len(nu)}")
-        change, lo, hi = float(row["change"]), float(row["lo"]), float(row["hi"])  # type: ignore[arg-type]
-        significant = (not row["test_can_reach"]) or float(row["p"]) < alpha  # type: ignore[arg-type]
-        if incomparable:
-            row["flag"] = "not comparable"
-        elif abs(change) > limit and significant and (lo > limit or hi < -limit):
-            row["flag"] = "regression" if change > 0 else "improvement"
-        elif abs(change) > limit:
-            row["flag"] = "noise"  # large, but not distinguishable from this benchmark's own repetition
-        else:
-            row["flag"] = ""
-        out.append(row)
+        group = _group(bases, name)
+        floor = floors.get(group) or floors.get("")
+        row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), floor[0] if floor else None))
+        (_, abr), (_, anr) = (_units(bases, name), _units(news, name)) if basis[name] != "absolute" else units[name]
+        row.update(base_s=float(np.median(abr)), new_s=float(np.median(anr)), units=f"{len(bu)}/{len(nu)}",
+                   basis=basis[name], absolute_change=float(np.median(anr) / np.median(abr) - 1))
+        out.append(_flagged(row, limit, alpha, incomparable))
+    out += _block_rows(bases, news, levels, threshold, alpha, incomparable)
     return Comparison(base=bases, new=news, rows=pd.DataFrame(out), incomparable=incomparable,
                       unmatched_patterns=unmatched)
+
+
+def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: list[str]) -> dict[str, object]:
+    change, lo, hi = float(row["change"]), float(row["lo"]), float(row["hi"])  # type: ignore[arg-type]
+    significant = (not row["test_can_reach"]) or float(row["p"]) < alpha  # type: ignore[arg-type]
+    if incomparable:
+        row["flag"] = "not comparable"
+    elif abs(change) > limit and significant and (lo > limit or hi < -limit):
+        row["flag"] = "regression" if change > 0 else "improvement"
+    elif abs(change) > limit:
+        row["flag"] = "noise"  # large, but not distinguishable from this benchmark's own repetition
+    else:
+        row["flag"] = ""
+    return row
+
+
+BLOCK = " (whole block)"
+
+
+def _block_rows(bases: list[Run], news: list[Run], levels: dict[int, dict[str, list[float]]], threshold: float,
+                alpha: float, incomparable: list[str]) -> list[dict[str, object]]:
+    """A row per block: how the level of all its benchmarks together moved (what the benchmarks' own rows leave
+    out), judged against how much block levels vary between processes of one run, pooled over the blocks."""
+    def side(runs: list[Run], group: str) -> list[float] | None:
+        units = []
+        for run in runs:
+            level = levels.get(id(run), {}).get(group)
+            if level is None:
+                return None
+            process = next(p for g, _, p in _rounds(run).values() if g == group)
+            units += [float(np.median([x for x, q in zip(level, process, strict=True) if q == p]))
+                      for p in sorted(set(process))]
+        return units
+
+    groups = sorted({g for run in bases + news for g in levels.get(id(run), {})})
+    sides = {g: (side(bases, g), side(news, g)) for g in groups}
+    sides = {g: (b, n) for g, (b, n) in sides.items() if b and n}
+    parts = [unit_variance(b, n) for b, n in sides.values()]
+    df = sum(d for _, d in parts)
+    pooled = (sum(v * d for v, d in parts if d) / df, df) if df else None
+    rows = []
+    for g, (b, n) in sides.items():
+        row: dict[str, object] = {"benchmark": g + BLOCK, "base_s": float("nan"), "new_s": float("nan"),
+                                  "threshold": threshold, "units": f"{len(b)}/{len(n)}", "basis": "block level",
+                                  "absolute_change": float("nan")}
+        row.update(judge(b, b, n, n, alpha, pooled))
+        rows.append(_flagged(row, threshold, alpha, incomparable))
+    return rows
 
 
 def _interval(lo: float, hi: float) -> str:
@@ -300,11 +419,14 @@ def format_text(c: Comparison) -> str:
     lines += ["findings:", *[f"- {f}" for f in findings(c)]]
     lines += [f"NOT COMPARABLE: {w}" for w in c.incomparable]
     lines += summary_lines(c)
-    lines.append(f"{'benchmark':48s} {'base us/ex':>10s} {'new us/ex':>10s} {'change':>8s} {'95% interval':>18s} "
-                 f"{'limit':>6s} {'p':>6s}  flag")
+    lines.append("change: time per example relative to the benchmarks measured in the same rounds (the block's "
+                 "level, shown in its own row, taken out); absolute: new over base, as measured")
+    lines.append(f"{'benchmark':48s} {'base us/ex':>10s} {'new us/ex':>10s} {'absolute':>8s} {'change':>8s} "
+                 f"{'95% interval':>18s} {'limit':>6s} {'p':>6s}  flag")
     for r in c.rows.itertuples():
         lines.append(f"{r.benchmark[:48]:48s} {number(1e6 * r.base_s, '{:10.2f}'):>10s} "
-                     f"{number(1e6 * r.new_s, '{:10.2f}'):>10s} {number(100 * r.change, '{:+7.1f}%'):>8s} "
+                     f"{number(1e6 * r.new_s, '{:10.2f}'):>10s} {number(100 * r.absolute_change, '{:+7.1f}%'):>8s} "
+                     f"{number(100 * r.change, '{:+7.1f}%'):>8s} "
                      f"{_interval(r.lo, r.hi):>18s} {number(100 * r.limit, '{:5.1f}%'):>6s} "
                      f"{number(r.p, '{:6.3f}'):>6s}  {r.flag}")
     flagged = c.rows[c.rows["flag"].isin(["regression", "improvement"])]
@@ -322,13 +444,15 @@ def format_html(c: Comparison) -> str:
     for w in c.incomparable:
         body.append(f"<p style='background:#fff3cd;padding:6px'><b>Not comparable:</b> {esc(w)}</p>")
     body += [f"<p>{esc(line)}</p>" for line in summary_lines(c)]
-    body.append("<table><tr><th>benchmark</th><th>base (us/example)</th><th>new (us/example)</th><th>change</th>"
+    body.append("<table><tr><th>benchmark</th><th>base (us/example)</th><th>new (us/example)</th>"
+                "<th>absolute change</th><th>change relative to its block</th>"
                 "<th>95% interval</th><th>detection limit</th><th>p</th><th>test</th><th>threshold</th>"
                 "<th>flag</th></tr>")
     for r in c.rows.itertuples():
         style = f" style='background:{colour[r.flag]}'" if r.flag in colour else ""
         body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{number(1e6 * r.base_s, '{:.2f}')}</td>"
-                    f"<td>{number(1e6 * r.new_s, '{:.2f}')}</td><td>{number(r.change * 100, '{:+.1f}%')}</td>"
+                    f"<td>{number(1e6 * r.new_s, '{:.2f}')}</td><td>{number(r.absolute_change * 100, '{:+.1f}%')}</td>"
+                    f"<td>{number(r.change * 100, '{:+.1f}%')}</td>"
                     f"<td>{_interval(r.lo, r.hi)}</td><td>{number(100 * r.limit, '{:.1f}%')}</td>"
                     f"<td>{number(r.p, '{:.3f}')}</td><td>{esc(str(r.test))}</td><td>{100 * r.threshold:.0f}%</td>"
                     f"<td>{esc(r.flag)}</td></tr>")
