@@ -41,7 +41,6 @@ from .core import (
     Scenario,
     ScenarioError,
     Size,
-    Spent,
     Variant,
     call_user,
     describe_callable,
@@ -272,7 +271,6 @@ class TrainRun:
         self.strategy = _strategy(v)
         self._ckpt_dir: str | None = None
         self.save_seconds: list[float] = []
-        self._spent = Spent()  # a custom loop's epoch iterators, torn down after the clock stops
         # A fixed batch (the bound's input and the loss probe), from a one-batch pass of the same pipeline: a
         # partial pass over the round's dataset would abandon a half-filled cache.
         self.probe = self._first_batch()
@@ -338,7 +336,12 @@ class TrainRun:
     def _build_input(self) -> tuple[tf.data.Dataset, tuple[str, dict[str, Any]]]:
         """One epoch's input, exactly `steps` batches, and (input variant, tf.data options) for the row."""
         if self.variant.input == "memory":  # the bound never reads the pipeline: the same on-device batch
-            return tf.data.Dataset.from_tensors(self.probe).repeat(self.steps), ("memory (one batch on the device)", {})
+            # Autotune off: nothing here to tune, and with it on, `fit`'s teardown of each epoch's iterator can
+            # stall on the autotune thread (see `tfperf.core.Spent`), an input cost the bound must not hold.
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            bound = tf.data.Dataset.from_tensors(self.probe).repeat(self.steps).with_options(options)
+            return bound, ("memory (one batch on the device)", {"autotune": False})
         # Passes of at most the pipeline's own pass size, repeated inside one iterator, cut to exactly `steps`.
         need = self.steps * self.batch_size
         per_pass = min(need, self.data.pass_examples(self.pipe, self.size))
@@ -393,9 +396,9 @@ class TrainRun:
         if self.variant.input == "memory":
             batches = None
         else:
+            # A timed epoch pays for its iterator's teardown, stalls included (see `Spent`), as `fit` does for
+            # the iterators it makes and drops inside the call: the two loops are compared like for like.
             batches = iter(self.dataset if steps is None else self.dataset.repeat().take(steps))
-            if steps is None:  # a timed epoch: its iterator is torn down in `after_round`, untimed
-                self._spent.keep(batches)
         done = 0
         every = self.variant.checkpoint_every
         with self._scope():
@@ -451,18 +454,12 @@ class TrainRun:
             return marks
         return self._custom_loop(steps, mark)
 
-    def after_round(self, seconds: float, examples: int) -> None:
-        """Untimed: tear down the epochs' input iterators (see `Spent`)."""
-        self._spent.release()
-
     def measured(self) -> dict[str, Any]:
-        """Figures gathered while the rounds ran (bench adds them to the row): the checkpoint cost per save, and
-        how long a custom loop's input iterators took to tear down (untimed)."""
-        out = self._spent.figures()
-        if self.save_seconds:
-            out.update(checkpoint_saves=len(self.save_seconds),
-                       checkpoint_ms_per_save_median=1000 * statistics.median_high(self.save_seconds))
-        return out
+        """Figures gathered while the rounds ran (bench adds them to the row): the checkpoint cost per save."""
+        if not self.save_seconds:
+            return {}
+        return {"checkpoint_saves": len(self.save_seconds),
+                "checkpoint_ms_per_save_median": 1000 * statistics.median_high(self.save_seconds)}
 
     def probe_loss(self) -> float:
         """Loss on the fixed probe batch, without training: tests use it to prove the loop learns."""
@@ -472,6 +469,5 @@ class TrainRun:
             return float(tf.reduce_mean(loss(y, self.model(x, training=False))))
 
     def close(self) -> None:
-        self._spent.release()
         if self._ckpt_dir:
             shutil.rmtree(self._ckpt_dir, ignore_errors=True)
