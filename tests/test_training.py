@@ -135,3 +135,13 @@ def test_a_bad_model_or_data_says_which_factory_and_why(smoke, build, data_fn, m
     with pytest.raises(ScenarioError, match=message) as info:
         sc.make(sc.variant("fit-best"), smoke)
     assert str(info.value).startswith("scenario broken:") and "\n" not in str(info.value)
+
+
+def test_the_fit_bound_reads_one_batch_without_autotune(smoke):
+    """The compute-only bound of `fit` holds no input cost: one on-device batch, repeated, and no tf.data autotune
+    thread (whose teardown after each epoch can stall, see tfperf.core.Spent); the piped variants keep TF's default."""
+    bound = mlp.make(mlp.variant("fit-memory"), smoke)
+    assert bound.dataset.options().autotune.enabled is False
+    assert bound.run_round() == bound.examples_per_round > 0
+    piped = mlp.make(mlp.variant("fit-best"), smoke)
+    assert piped.dataset.options().autotune.enabled is not False

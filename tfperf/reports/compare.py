@@ -341,7 +341,10 @@ BLOCK = " (whole block)"
 def _block_rows(bases: list[Run], news: list[Run], levels: dict[int, dict[str, list[float]]], threshold: float,
                 alpha: float, incomparable: list[str]) -> list[dict[str, object]]:
     """A row per block: how the level of all its benchmarks together moved (what the benchmarks' own rows leave
-    out), judged against how much block levels vary between processes of one run, pooled over the blocks."""
+    out). With two or more runs a side it is judged against how much block levels vary between those runs'
+    processes, pooled over the blocks. With one run a side it is shown, never flagged: a run's processes measure a
+    block within a minute of each other and share the machine's state, so they cannot see how much the machine
+    moves between runs (measured, same code: whole blocks 4-12% apart from one run to the next)."""
     def side(runs: list[Run], group: str) -> list[float] | None:
         units = []
         for run in runs:
@@ -365,7 +368,10 @@ def _block_rows(bases: list[Run], news: list[Run], levels: dict[int, dict[str, l
                                   "threshold": threshold, "units": f"{len(b)}/{len(n)}", "basis": "block level",
                                   "absolute_change": float("nan")}
         row.update(judge(b, b, n, n, alpha, pooled))
-        rows.append(_flagged(row, threshold, alpha, incomparable))
+        row = _flagged(row, threshold, alpha, incomparable)
+        if min(len(bases), len(news)) < 2 and row["flag"] in ("regression", "improvement"):
+            row["flag"] = "block moved (one run a side: not judged)"
+        rows.append(row)
     return rows
 
 
@@ -399,6 +405,11 @@ def findings(c: Comparison) -> list[str]:
         for r in c.rows[c.rows["flag"] == flag].itertuples():
             out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {_interval(r.lo, r.hi)} "
                        f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)")
+    moved = c.rows[c.rows["flag"].astype(str).str.startswith("block moved")]
+    if len(moved):
+        out.append("whole blocks moved, which one run a side cannot tell from the machine's own drift between runs "
+                   "(give several runs a side: compare A B -- C D): "
+                   + ", ".join(f"{r.benchmark[: -len(BLOCK)]} {100 * r.change:+.1f}%" for r in moved.itertuples()))
     noise = c.rows[c.rows["flag"] == "noise"]
     if len(noise):
         out.append(f"{len(noise)} benchmark(s) moved beyond the threshold but within their own repetition (noise): "
