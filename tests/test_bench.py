@@ -161,25 +161,6 @@ def test_two_processes_pool_their_rounds(tmp_path):
     assert not _workers_left()
 
 
-def test_two_processes_measure_in_sweeps(tmp_path):
-    """With several processes, each block's processes are half a run apart: every block is measured by its first
-    process before any block by its second (a run's levels last longer than one block's minute)."""
-    proc = _bench(tmp_path, *_ids("light/naive", "cpu/naive"), "--tfperf-no-profile", "--tfperf-no-report",
-                  "--tfperf-processes", "2")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
-    order = [m["block"].split("/")[0] for m in data["tfperf"]["measured_order"]]
-    assert sorted(order[:2]) == sorted(order[2:]) == ["cpu", "light"], order
-    by_block: dict[str, set[int]] = {}
-    for m in data["tfperf"]["measured_order"]:
-        by_block.setdefault(m["block"].split("/")[0], set()).add(m["process"])
-    assert by_block == {"light": {0, 1}, "cpu": {0, 1}}
-    assert len(data["benchmarks"]) == 2
-    for b in data["benchmarks"]:  # light/naive and cpu/naive, each with rounds from both processes
-        assert sorted(set(b["extra_info"]["round_process"])) == [0, 1]
-    assert not _workers_left()
-
-
 def test_interrupted_run_keeps_finished_rows_and_stops_its_workers(tmp_path):
     # Ctrl-C while the second test runs (after its block was measured by the worker process)
     plugin = """

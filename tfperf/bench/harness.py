@@ -1,18 +1,15 @@
 """How a variant is timed, recorded and profiled. bench's test stays one line and calls :meth:`Harness.measure`.
 
 Timing happens in worker processes (tfperf/bench/worker.py), never in this pytest process: ``--tfperf-processes N``
-workers start once each and stay up. Each measures whole blocks (variants, their baselines and bounds, and the
-null-pair twin interleaved round by round); with one process, a block is measured when its first test needs it;
-with several, the first test starts sweeps over every planned block (the first process measures them all, then
-the next, so a block's processes are half a run apart: see ``_measure_blocks``). Then each variant's test turns
-its rounds from every process into its pytest-benchmark row: the rounds
+workers start once each and stay up; when a test needs a block that is not yet measured, every worker measures
+that whole block in turn (variants, their baselines and bounds, and the null-pair twin interleaved round by
+round), then each variant's test turns its rounds from every process into its pytest-benchmark row: the rounds
 go into pytest-benchmark's own ``Stats`` (so ``stats`` and the JSON stay its format), the pairs, the
 calibration, the warm-up and the machine's load go into ``extra_info``. The profiling pass runs once, in the
 last worker, after each block's timed rounds.
 
 Results: after every variant, ``results/<run-id>/benchmarks.json`` is rewritten atomically (temp file and
-rename) from pytest-benchmark's own JSON hooks, so Ctrl-C keeps every row that finished (with several
-processes, rows finish only after the last sweep). Variants that
+rename) from pytest-benchmark's own JSON hooks, so Ctrl-C keeps every row that finished. Variants that
 could not be measured (skipped, failed) cannot be pytest-benchmark rows (they have no stats); they are
 listed with the same ``extra_info`` under the top-level ``tfperf.unmeasured`` key. Null pairs (the run's
 resolution) are listed under ``tfperf.null_pairs``.
@@ -135,7 +132,6 @@ class Harness:
     selection: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
     crashes: list[dict[str, Any]] = field(default_factory=list)  # worker processes that died, and where
-    measured_order: list[dict[str, Any]] = field(default_factory=list)  # each block's measurement, by process, in turn
     _envelope: tuple[dict, dict] | None = None
     _workers: list[Worker] = field(default_factory=list)
     _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
@@ -215,76 +211,52 @@ class Harness:
         if key not in self._results:
             if key not in self._blocks:  # a test not seen at collection (should not happen): plan it alone
                 self.select([*self.selection, key])
-            first = self._blocks[key]
-            pending = {(b[0], b[1]): b for b in [first, *self._blocks.values()]
-                       if not any((b[0], v) in self._results for v, _, _ in b[2])}
-            # One process: block by block. Several: every planned block, in sweeps (below).
-            self._measure_blocks(list(pending.values()) if self.settings.processes > 1 else [first])
+            self._measure_block(self._blocks[key])
         return self._results[key]
 
-    def _measure_blocks(self, blocks: list[tuple[str, str, list]]) -> None:
-        """Measure blocks in sweeps: the first of each block's processes measures every block, then the next
-        process every block again, and so on; each block is assembled once all its processes have measured it.
-
-        Why: a run's two processes used to measure a block one after the other, within a minute, and so shared
-        the machine's state of that minute; measured, levels last longer than that and differ between runs
-        (`latency/parallel_8` at 450-500 us per example in both processes of four runs, 650-800 in both
-        processes of four others), which made a run-to-run difference look like a change. In sweeps a block's
-        processes are about half a run apart."""
+    def _measure_block(self, block: tuple[str, str, list]) -> None:
+        scenario_name, key, members = block
         s = self.settings
         while len(self._workers) < s.processes:
             self._workers.append(Worker(len(self._workers), s))
-        plans = []
-        for scenario_name, key, members in blocks:
-            order = list(range(s.processes))
-            random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
-            limit = self.registry[scenario_name].processes
-            plans.append({"block": (scenario_name, key, members), "order": order[:limit] if limit else order,
-                          "replies": {}, "error": None})
-        for sweep in range(max((len(plan["order"]) for plan in plans), default=0)):
-            for plan in plans:
-                if sweep >= len(plan["order"]) or plan["error"]:
-                    continue
-                try:
-                    p = plan["order"][sweep]
-                    plan["replies"][p] = self._ask_block(plan["block"], p, profile=p == plan["order"][-1])
-                except WorkerDied as exc:
-                    plan["error"] = str(exc)
-                    self._workers = [w if w.proc.poll() is None else Worker(w.index, s) for w in self._workers]
-                except KeyboardInterrupt:
-                    self.interrupted = True
-                    self.stop()
-                    raise
-        for plan in plans:
-            scenario_name, key, members = plan["block"]
-            self._assemble(scenario_name, key, members, plan["replies"], plan["error"], len(plan["order"]))
-
-    def _ask_block(self, block: tuple[str, str, list], p: int, profile: bool) -> dict[str, Any]:
-        """One process's measurement of a block (the process that measures it last also profiles it, after its
-        own timed rounds)."""
-        scenario_name, key, members = block
-        s = self.settings
+        order = list(range(s.processes))
+        random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
+        limit = self.registry[scenario_name].processes
+        if limit:
+            order = order[:limit]
+        profiler = order[-1]  # the last process to run the block profiles it, after its own timed rounds
+        replies: dict[int, dict[str, Any]] = {}
         block_id = f"{scenario_name}/{key}"
-        request = {"scenario": scenario_name, "block": key, "members": members, "size": s.size.name,
-                   "seed": f"{s.seed}/{p}/{block_id}", "scales": self._scales.get(block_id, {}),
-                   "process": p, "processes": s.processes, "run_dir": str(s.run_dir),
-                   "rounds": s.rounds or s.size.rounds,
-                   "profile": s.profile and profile, "profile_steps": s.profile_steps,
-                   "levels": vars(s.levels)}
-        self.measured_order.append({"block": block_id, "process": p})
+        error = None
         try:
-            reply = self._workers[p].ask(request)
+            for p in order:
+                request = {"scenario": scenario_name, "block": key, "members": members, "size": s.size.name,
+                           "seed": f"{s.seed}/{p}/{block_id}", "scales": self._scales.get(block_id, {}),
+                           "process": p, "processes": s.processes, "run_dir": str(s.run_dir),
+                           "rounds": s.rounds or s.size.rounds,
+                           "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
+                           "levels": vars(s.levels)}
+                try:
+                    reply = self._workers[p].ask(request)
+                except WorkerDied as exc:
+                    # A crash is not a measurement: TensorFlow 2.21 has crashed (SIGSEGV) in
+                    # MultiDeviceIteratorGetNextFromShard under MirroredStrategy once in several runs here. The
+                    # block is measured again, once, in a fresh process; a second crash fails the block.
+                    self.crashes.append({"block": block_id, "process": p, "cause": str(exc)})
+                    self._workers[p].stop()
+                    self._workers[p] = Worker(p, s)
+                    reply = self._workers[p].ask(request)
+                replies[p] = reply
+                self._scales.setdefault(block_id, {
+                    m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
         except WorkerDied as exc:
-            # A crash is not a measurement: TensorFlow 2.21 has crashed (SIGSEGV) in
-            # MultiDeviceIteratorGetNextFromShard under MirroredStrategy once in several runs here. The
-            # block is measured again, once, in a fresh process; a second crash fails the block.
-            self.crashes.append({"block": block_id, "process": p, "cause": str(exc)})
-            self._workers[p].stop()
-            self._workers[p] = Worker(p, s)
-            reply = self._workers[p].ask(request)
-        self._scales.setdefault(block_id, {
-            m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
-        return reply
+            error = str(exc)
+            self._workers = [w if w.proc.poll() is None else Worker(w.index, s) for w in self._workers]
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop()
+            raise
+        self._assemble(scenario_name, key, members, replies, error, len(order))
 
     def _assemble(self, scenario_name: str, key: str, members: list, replies: dict[int, dict[str, Any]],
                   error: str | None, processes: int) -> None:
@@ -484,7 +456,6 @@ class Harness:
             "profiles": self.profiles,
             "null_pairs": self.null_pairs,
             "worker_crashes": self.crashes,
-            "measured_order": self.measured_order,
             "python": platform.python_version(),
         }
 
