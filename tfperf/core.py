@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import inspect
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -123,8 +124,6 @@ class Spent:
         return len(self._held)
 
     def release(self) -> None:
-        import time
-
         while self._held:
             iterator = self._held.pop()
             start = time.perf_counter()

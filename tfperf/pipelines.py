@@ -502,8 +502,7 @@ class PipelineRun:
         self.info.update(info, passes=passes)
         self.examples_per_round = info["examples"] * passes
         self._passes = passes
-        dataset, count = self.dataset, self._count
-        self._fresh = lambda: iter(dataset)
+        count = self._count
 
         # One traced function drains an iterator inside the runtime (an eager loop would pay Python per batch).
         @tf.function(autograph=True)
@@ -522,7 +521,7 @@ class PipelineRun:
 
     def run_pass(self) -> int:
         """One of the round's passes: a round is `passes` of these back to back."""
-        return int(self._drain(self._spent.keep(self._fresh())))
+        return int(self._drain(self._spent.keep(iter(self.dataset))))
 
     def after_round(self, seconds: float, examples: int) -> None:
         """Untimed: tear down the iterators the round or pass used, and time that apart."""

@@ -91,7 +91,10 @@ def _versions(run: Run) -> dict[str, object]:
             "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
 
 
-def _rounds(run: Run) -> dict[str, tuple[str, list[float], list[int]]]:
+Measured = dict[str, tuple[str, list[float], list[int]]]  # benchmark -> (block, rounds per example, processes)
+
+
+def _rounds(run: Run) -> Measured:
     """Each measured benchmark of a run: (its block, its rounds as seconds per example, each round's process)."""
     out = {}
     for r in run.frame.itertuples():
@@ -111,7 +114,8 @@ def _rounds(run: Run) -> dict[str, tuple[str, list[float], list[int]]]:
 MIN_BLOCK = 3  # a block's level is the median of its members: with fewer, one member's change moves it
 
 
-def block_levels(runs: list[Run]) -> tuple[dict[int, dict[str, list[float]]], dict[int, dict[str, list[float]]]]:
+def block_levels(per_run: dict[int, Measured]
+                 ) -> tuple[dict[int, dict[str, list[float]]], dict[int, dict[str, list[float]]]]:
     """Take out of every round the level of the whole block it ran in, so that what is left is each benchmark's
     time *relative to the benchmarks measured in the same rounds*.
 
@@ -120,10 +124,9 @@ def block_levels(runs: list[Run]) -> tuple[dict[int, dict[str, list[float]]], di
     together. For round i of a run, each member's deviation from its own mean log time over all the runs given
     is taken; the round's level is the median of those deviations over the block's members; and each member's
     round is divided by it. A change of one benchmark then stays its own (the median ignores it), and a change of
-    the machine cancels. Returns (relative rounds by run (its id()) and benchmark, each block's level by run and
-    block, as a factor per round). Blocks with fewer than MIN_BLOCK members, or whose rounds do not line up, are
-    left out (their benchmarks are judged on absolute times)."""
-    per_run = {id(run): _rounds(run) for run in runs}
+    the machine cancels. Takes each run's `_rounds`, by the run's id(); returns (relative rounds by run and
+    benchmark, each block's level by run and block, as a factor per round). Blocks with fewer than MIN_BLOCK
+    members, or whose rounds do not line up, are left out (their benchmarks are judged on absolute times)."""
     logs: dict[str, list[float]] = {}
     for rounds in per_run.values():
         for name, (_, per, _) in rounds.items():
@@ -147,14 +150,14 @@ def block_levels(runs: list[Run]) -> tuple[dict[int, dict[str, list[float]]], di
     return relative, levels
 
 
-def _units(runs: list[Run], name: str, values: dict[int, dict[str, list[float]]] | None = None
-           ) -> tuple[list[float], list[float]]:
+def _units(runs: list[Run], name: str, per_run: dict[int, Measured],
+           values: dict[int, dict[str, list[float]]] | None = None) -> tuple[list[float], list[float]]:
     """(unit values, all rounds) of one benchmark over a side's runs, as seconds per example (or, given `values`,
     the rounds there instead: e.g. relative to their block)."""
     units: list[float] = []
     rounds: list[float] = []
     for run in runs:
-        found = _rounds(run).get(name)
+        found = per_run[id(run)].get(name)
         if found is None:
             continue
         _, per, process = found
@@ -276,17 +279,18 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     every = sorted(b_names | n_names)
     patterns = per_benchmark or {}
     unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
-    relative, levels = block_levels(bases + news)
+    per_run = {id(run): _rounds(run) for run in bases + news}
+    relative, levels = block_levels(per_run)
 
     def is_relative(name: str) -> bool:  # its block's level was taken out in every run that has it
-        return all(name in relative.get(id(run), {}) for run in bases + news if name in _rounds(run))
+        return all(name in relative.get(key, {}) for key, measured in per_run.items() if name in measured)
 
     units = {}
     basis = {}
     for name in sorted(b_names & n_names):
         values = relative if is_relative(name) else None
         basis[name] = "relative to its block" if values is not None else "absolute"
-        units[name] = (_units(bases, name, values), _units(news, name, values))
+        units[name] = (_units(bases, name, per_run, values), _units(news, name, per_run, values))
     pools: dict[str, list[tuple[float, int]]] = {}
     for name, ((bu, _), (nu, _)) in units.items():
         var, df = unit_variance(bu, nu)
@@ -312,11 +316,14 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         group = _group(bases, name)
         floor = floors.get(group) or floors.get("")
         row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), floor[0] if floor else None))
-        (_, abr), (_, anr) = (_units(bases, name), _units(news, name)) if basis[name] != "absolute" else units[name]
+        if basis[name] == "absolute":
+            (_, abr), (_, anr) = units[name]
+        else:
+            (_, abr), (_, anr) = _units(bases, name, per_run), _units(news, name, per_run)
         row.update(base_s=float(np.median(abr)), new_s=float(np.median(anr)), units=f"{len(bu)}/{len(nu)}",
                    basis=basis[name], absolute_change=float(np.median(anr) / np.median(abr) - 1))
         out.append(_flagged(row, limit, alpha, incomparable))
-    out += _block_rows(bases, news, levels, threshold, alpha, incomparable)
+    out += _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable)
     return Comparison(base=bases, new=news, rows=pd.DataFrame(out), incomparable=incomparable,
                       unmatched_patterns=unmatched)
 
@@ -338,8 +345,9 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 BLOCK = " (whole block)"
 
 
-def _block_rows(bases: list[Run], news: list[Run], levels: dict[int, dict[str, list[float]]], threshold: float,
-                alpha: float, incomparable: list[str]) -> list[dict[str, object]]:
+def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
+                levels: dict[int, dict[str, list[float]]], threshold: float, alpha: float,
+                incomparable: list[str]) -> list[dict[str, object]]:
     """A row per block: how the level of all its benchmarks together moved (what the benchmarks' own rows leave
     out). With two or more runs a side it is judged against how much block levels vary between those runs'
     processes, pooled over the blocks. With one run a side it is shown, never flagged: a run's processes measure a
@@ -351,14 +359,17 @@ def _block_rows(bases: list[Run], news: list[Run], levels: dict[int, dict[str, l
             level = levels.get(id(run), {}).get(group)
             if level is None:
                 return None
-            process = next(p for g, _, p in _rounds(run).values() if g == group)
+            process = next(p for g, _, p in per_run[id(run)].values() if g == group)
             units += [float(np.median([x for x, q in zip(level, process, strict=True) if q == p]))
                       for p in sorted(set(process))]
         return units
 
     groups = sorted({g for run in bases + news for g in levels.get(id(run), {})})
-    sides = {g: (side(bases, g), side(news, g)) for g in groups}
-    sides = {g: (b, n) for g, (b, n) in sides.items() if b and n}
+    sides: dict[str, tuple[list[float], list[float]]] = {}
+    for g in groups:
+        b, n = side(bases, g), side(news, g)
+        if b and n:
+            sides[g] = (b, n)
     parts = [unit_variance(b, n) for b, n in sides.values()]
     df = sum(d for _, d in parts)
     pooled = (sum(v * d for v, d in parts if d) / df, df) if df else None
