@@ -2,6 +2,7 @@
 over the round, members that run as one call placed next to a partner where the comparisons allow it."""
 
 import random
+import time
 from types import SimpleNamespace
 
 from tfperf.bench.worker import TWIN, Member, links_of, schedule
@@ -48,8 +49,9 @@ def test_members_run_as_one_call_sit_next_to_a_partner():
 class _Fake:
     """A runnable that does no work: it records what ran."""
 
-    def __init__(self, split: bool):
+    def __init__(self, split: bool, pass_s: float = 0.0):
         self.examples_per_round, self.info, self.passes, self.log, self.closed = 10, {}, 1, [], False
+        self.pass_s = pass_s
         if split:
             self.run_pass = self._pass
 
@@ -58,10 +60,12 @@ class _Fake:
 
     def run_round(self) -> int:
         self.log.append("round")
+        time.sleep(self.pass_s * self.passes)
         return self.examples_per_round
 
     def _pass(self) -> int:
         self.log.append("pass")
+        time.sleep(self.pass_s)
         return self.examples_per_round // self.passes
 
     def measured(self) -> dict:
@@ -96,3 +100,23 @@ def test_a_round_that_cannot_be_split_is_one_call():
     fake, rec = _run(split=False)
     assert rec["status"] == "ok" and len(rec["times"]) == 4
     assert fake.log == ["round"] * 3 + ["round"] * 4
+
+
+def test_calibration_adds_passes_never_records_per_pass():
+    """A fast member and a slow one of the same block both read one pass per iterator (`repeat` 1): their rounds
+    reach the minimum length by more passes, so a variant and its baseline do the same work per iterator."""
+    from tfperf.bench.worker import run_block
+    from tfperf.core import Size
+
+    made: dict[str, _Fake] = {}
+    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
+                               make=lambda v, size: made.setdefault(v.name, _Fake(True, v.pass_s)))
+    fast = SimpleNamespace(name="fast", requires=(), pass_s=0.002)
+    slow = SimpleNamespace(name="slow", requires=(), pass_s=0.02)
+    size = Size("t", rounds=2, min_round_s=0.04, profile_steps=1)
+    out = run_block([Member(scenario, fast, "fast", selected=True), Member(scenario, slow, "slow", selected=True)],
+                    {}, size, random.Random(0), {})
+    recs = {r["name"]: r for r in out["members"]}
+    assert all(r["status"] == "ok" and r["repeat"] == 1 for r in recs.values())
+    assert recs["fast"]["passes"] > recs["slow"]["passes"] >= 1
+    assert all(r["examples"] == 10 * r["passes"] for r in recs.values())

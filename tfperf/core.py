@@ -99,11 +99,6 @@ def call_factory(fn: Callable[..., Any], size: Size) -> Any:
     return fn(size) if params else fn()
 
 
-# A pass (one fresh iterator) should last at least this long against its fixed start-up cost; faster passes
-# are made longer by repeating their source inside the same iterator.
-MIN_PASS_S = 0.04
-
-
 class Spent:
     """Iterators a timed pass or epoch drained, torn down after the clock stops (from a runnable's `after_round`),
     each teardown timed apart. Measured on TF 2.21 here: tearing down an iterator of an autotuned pipeline usually
@@ -156,7 +151,8 @@ class Runnable(Protocol):
     def scale(self, passes: int, repeat: int = 1) -> None:
         """Make a round `passes` fresh passes (epochs, for training), each over `repeat` times the base
         examples, so that rounds last long against fixed costs and average over per-iterator states (on TF
-        2.21 an iterator's speed is bimodal, chosen when it starts). The next round is a warm-up."""
+        2.21 an iterator's speed is bimodal, chosen when it starts). The harness scales `passes` only (`repeat`
+        1): a variant and its baseline then read the same records per iterator. The next round is a warm-up."""
 
     def profile(self, steps: int, mark: Callable[[int], AbstractContextManager[Any]]) -> int:
         """Run `steps` steps, each inside `mark(step)`; returns the steps run."""

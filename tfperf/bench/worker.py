@@ -12,10 +12,14 @@ time, the null pair that states the run's resolution. In a block:
 1. build every variant (a failure, or a variant whose ``requires`` this machine lacks, is recorded with its
    reason; the rest go on);
 2. warm up: one untimed round each (tracing, XLA compilation, caches filling), recorded as ``warmup_s``;
-3. calibrate: from a second untimed round, choose ``repeat`` (examples per pass, so a pass lasts at least
-   MIN_PASS_S against its iterator's start-up) and ``passes`` (fresh iterators per round, so a round lasts at
-   least the size's ``min_round_s``); the first process chooses, later ones reuse its choice, so every
-   process times the same round; one more untimed round at the chosen scale;
+3. calibrate: from a second untimed round, choose ``passes`` (fresh iterators or epochs per round, so a round
+   lasts at least the size's ``min_round_s``); a pass itself is never resized: every member of a block reads
+   the scenario's pass (its epoch) per iterator, so a variant and its baseline do the same work per iterator,
+   start-up included, and no run-to-run calibration choice can move their ratio (measured: an iterator of
+   ``latency`` starts in about 20 ms, of ``light`` in 6-10 ms; a per-variant ``repeat`` chosen to make fast
+   passes 40 ms long flipped ``latency/parallel_8`` between 645 and 518 us per example from run to run while
+   its baseline stayed at one pass). The first process chooses, later ones reuse its choice, so every process
+   times the same round; one more untimed round at the chosen scale;
 4. time ``rounds`` rounds of every variant. A block's round runs every member's round, and where a runnable
    can run its round's passes one at a time (``run_pass``: a pipeline's fresh iterators, a custom loop's
    epochs), its passes are timed one by one and spread evenly over the block's round, interleaved with the
@@ -144,6 +148,7 @@ class Member:
 
 
 SETTLE_S = 0.02
+MAX_PASSES = 256  # a round of very fast passes (a cache read in 2 ms) stops here
 SMOKE_SETTLE_S = 0.005  # `smoke` is CI's check that everything runs, within 2 minutes
 
 
@@ -194,12 +199,9 @@ def links_of(block: list[Member]) -> dict[str, set[str]]:
     return links
 
 
-def _choose_scale(one_pass_s: float, size: Any, min_pass_s: float) -> tuple[int, int]:
-    """(passes, repeat) so a pass lasts at least min_pass_s and a round at least size.min_round_s."""
-    one_pass_s = max(one_pass_s, 1e-6)
-    repeat = max(1, math.ceil(min_pass_s / one_pass_s)) if min_pass_s else 1
-    passes = max(1, math.ceil(size.min_round_s / (one_pass_s * repeat)))
-    return min(passes, 256), min(repeat, 256)
+def _choose_passes(one_pass_s: float, size: Any) -> int:
+    """Passes per round so a round lasts at least size.min_round_s (at most MAX_PASSES)."""
+    return min(MAX_PASSES, max(1, math.ceil(size.min_round_s / max(one_pass_s, 1e-6))))
 
 
 def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
@@ -219,7 +221,7 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.
 def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random.Random,
                scales: dict[str, list[int]]) -> dict[str, Any]:
     from tfperf import devices
-    from tfperf.core import MIN_PASS_S, Unsupported
+    from tfperf.core import Unsupported
 
     phases = {"build": time.perf_counter()}  # where a block's time goes, in the worker's log
     for m in block:
@@ -245,9 +247,7 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
             elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
                 m.passes, m.repeat = twin_of.passes, twin_of.repeat
             else:
-                # a pass (a fresh iterator) is a pipeline's unit; other kinds scale their steps or batches only
-                min_pass = MIN_PASS_S if m.scenario.kind in ("pipeline", "dataset") else 0
-                m.passes, m.repeat = _choose_scale(m.calibration_s, size, min_pass)
+                m.passes, m.repeat = _choose_passes(m.calibration_s, size), 1
             if (m.passes, m.repeat) != (1, 1):
                 m.runnable.scale(m.passes, m.repeat)
                 if getattr(m.runnable, "warm_after_scale", True):
