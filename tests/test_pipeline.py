@@ -134,3 +134,19 @@ def test_a_pass_tears_its_iterator_down_after_the_clock(smoke):
     assert m.runnable._spent.held == 0
     teardown = m.runnable.measured()["iterator_teardown_s"]
     assert teardown["count"] == 4 and teardown["max"] >= teardown["median"] > 0
+
+
+def test_more_passes_keep_the_built_pass(smoke):
+    """The calibration adds passes of the same pass: the dataset, its traced drain and a filled cache stay, so no
+    warm-up round is owed (`warm_after_scale`); a different pass length rebuilds and owes one."""
+    sc = builtin.latency
+    run = sc.make(sc.variant("cache"), smoke)
+    one = run.run_round()
+    dataset, drain = run.dataset, run._drain
+    run.scale(3)
+    assert not run.warm_after_scale and run.dataset is dataset and run._drain is drain
+    assert run.run_round() == run.examples_per_round == 3 * one
+    run.scale(2, 2)
+    assert run.warm_after_scale and run.dataset is not dataset
+    assert run.run_round() == run.examples_per_round == 4 * one
+    run.close()

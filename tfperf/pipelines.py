@@ -498,6 +498,14 @@ class PipelineRun:
         self.scale(1)
 
     def scale(self, passes: int, repeat: int = 1) -> None:
+        # More passes of the same pass (what the harness asks: `repeat` stays 1) keep the dataset, its traced drain
+        # and its filled cache: no warm-up round is needed after such a scale.
+        self.warm_after_scale = self.info.get("repeat") != repeat  # (nothing is built yet at the first scale)
+        if not self.warm_after_scale:
+            self.info.update(passes=passes)
+            self.examples_per_round = self.info["examples"] * passes
+            self._passes = passes
+            return
         self.dataset, info = self.scenario.dataset_for(self.variant, self.size, repeat=repeat)
         self.info.update(info, passes=passes)
         self.examples_per_round = info["examples"] * passes
