@@ -1,9 +1,10 @@
 """Precision of the suite, from results folders alone: `python scripts/precision.py RUN_A RUN_B [RUN ...]`.
 
 Prints, for the targets of issue 8: the median and 90th percentile of the change of every speedup (variant
-over its baseline, and input over its bound) between consecutive runs; each run's median coefficient of
-variation of a benchmark's rounds; the null pairs' intervals; the rows marked unstable, and whether any of
-them is presented as a finding; and each run's wall time from its rows. Reads benchmarks.json only.
+over its baseline, and input over its bound) between consecutive runs, overall and per scenario; each run's
+median coefficient of variation of a benchmark's rounds; the null pairs' intervals; the rows marked unstable,
+and whether any of them is presented as a finding; and each run's wall time from its rows. Reads
+benchmarks.json only.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def main(paths: list[str]) -> int:
               f"90th percentile {100 * math.expm1(pct(changes, .9)):.1f}%, max {100 * math.expm1(max(changes)):.1f}%")
         for c, k in moved:
             print(f"  {100 * math.expm1(c):5.1f}%  {k}: {sa[k]:.3f} -> {sb[k]:.3f}")
+        by_block: dict[str, list[float]] = {}
+        for k in shared:
+            by_block.setdefault(k.split("/")[0], []).append(abs(math.log(sb[k] / sa[k])))
+        print("  by scenario: " + ", ".join(
+            f"{name} {100 * math.expm1(pct(v, .5)):.1f}% / {100 * math.expm1(pct(v, .9)):.1f}% (n={len(v)})"
+            for name, v in sorted(by_block.items())))
     return 0
 
 

@@ -120,3 +120,30 @@ def test_calibration_adds_passes_never_records_per_pass():
     assert all(r["status"] == "ok" and r["repeat"] == 1 for r in recs.values())
     assert recs["fast"]["passes"] > recs["slow"]["passes"] >= 1
     assert all(r["examples"] == 10 * r["passes"] for r in recs.values())
+
+
+class _Spin(_Fake):
+    """Works the CPU for its pass instead of waiting."""
+
+    def _pass(self) -> int:
+        self.log.append("pass")
+        end = time.perf_counter() + self.pass_s
+        while time.perf_counter() < end:
+            pass
+        return self.examples_per_round // self.passes
+
+
+def test_each_member_records_the_cpu_its_rounds_used():
+    """A member that waits keeps the CPU idle, one that computes keeps a core busy: `process_cpu_per_s` says which
+    members' times follow the CPU's speed."""
+    from tfperf.bench.worker import run_block
+    from tfperf.core import Size
+
+    kinds = {"waits": _Fake, "computes": _Spin}
+    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
+                               make=lambda v, size: kinds[v.name](True, 0.01))
+    members = [Member(scenario, SimpleNamespace(name=n, requires=()), n, selected=True) for n in kinds]
+    size = Size("t", rounds=3, min_round_s=0.03, profile_steps=1)
+    out = run_block(members, {}, size, random.Random(0), {})
+    cpu = {r["name"]: r["info"]["process_cpu_per_s"] for r in out["members"]}
+    assert cpu["waits"] < 0.3 and 0.7 < cpu["computes"] < 1.3, cpu

@@ -115,6 +115,7 @@ class Member:
         self.calibration_s: float | None = None
         self.passes, self.repeat = 1, 1
         self.examples = 0
+        self.cpu_s = self.cpu_wall_s = 0.0  # this process's CPU time during the timed rounds, and their wall time
 
     def fail(self, status: str, reason: str) -> None:
         self.status, self.reason = status, reason
@@ -130,9 +131,12 @@ class Member:
         prime = getattr(self.runnable, "before_round", None)
         if prime is not None:  # untimed: e.g. a tf.data service's buffers, filled while other variants ran
             prime()
+        cpu = time.process_time()
         start = time.perf_counter()
         done = self.runnable.run_pass() if one_pass else self.runnable.run_round()
         took = time.perf_counter() - start
+        self.cpu_s += time.process_time() - cpu
+        self.cpu_wall_s += took
         after = getattr(self.runnable, "after_round", None)
         if after is not None:  # untimed: e.g. what the round cost in CPU
             after(took, done)
@@ -264,6 +268,8 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
     # collection before each round then scans only what the rounds themselves made (fast), not TensorFlow.
     gc.collect()
     gc.freeze()
+    for m in alive:  # what the warm-up and calibration used is not the rounds' CPU
+        m.cpu_s = m.cpu_wall_s = 0.0
     pids = sorted({p for m in alive for p in getattr(m.runnable, "pids", ())})  # cluster processes: the block's own
     before = _cpu_snapshot(pids)
     phases["rounds"] = time.perf_counter()
@@ -307,6 +313,11 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
                 info.update(m.runnable.measured())
             finally:
                 m.runnable.close()
+            if m.cpu_wall_s > 0:
+                # cores this process kept busy while the member's rounds ran (all its threads: tf.data's, TF's
+                # and Python's; not a tf.data service's or another trainer's processes): how much the member's
+                # time depends on the CPU's speed rather than on waits
+                info["process_cpu_per_s"] = m.cpu_s / m.cpu_wall_s
         records.append({
             "scenario": m.scenario.name, "variant": m.variant.name, "name": m.name, "selected": m.selected,
             "status": m.status, "reason": m.reason, "times": m.times, "order": m.order,
