@@ -205,6 +205,69 @@ def test_compare_takes_the_block_level_out(fixture_run, tmp_path):
     assert rows.loc[block, "flag"] == "regression"
 
 
+def _cpu_run(src, dst, speed, shares, slower=None):
+    """`_processes` of `src`, its `light` block grown to five members (copies of naive and of vectorized), each row
+    with its CPU share recorded, as a machine whose CPU runs `speed` times slower would measure it: a member's time
+    grows by its share of that (one that mostly waits barely moves); `slower` (variant, factor) makes one member
+    really slower on top."""
+    import copy
+
+    dst = _processes(src, dst, 1.0)
+    data = json.loads((dst / "benchmarks.json").read_text())
+    rows = {b["extra_info"]["variant"]: b for b in data["benchmarks"]}
+    for name, like in (("naive_copy", "naive"), ("vectorized_copy", "vectorized")):
+        twin = copy.deepcopy(rows[like])
+        twin["extra_info"]["variant"] = twin["name"] = name
+        data["benchmarks"].append(twin)
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        share = shares.get(info["variant"])
+        if share is None:
+            continue
+        info["process_cpu_per_s"] = share
+        f = 1 + (speed - 1) * share
+        if slower and slower[0] == info["variant"]:
+            f *= slower[1]
+        b["stats"]["data"] = [f * t for t in b["stats"]["data"]]
+    (dst / "benchmarks.json").write_text(json.dumps(data))
+    return dst
+
+
+SHARES = {"naive": 0.2, "naive_copy": 0.3, "parallel_prefetch": 1.0, "vectorized": 1.0, "vectorized_copy": 0.9}
+
+
+def _unshared(run_dir):
+    """The same run without the CPU shares (as runs before `process_cpu_per_s` was recorded)."""
+    data = json.loads((run_dir / "benchmarks.json").read_text())
+    for b in data["benchmarks"]:
+        b["extra_info"].pop("process_cpu_per_s", None)
+    (run_dir / "benchmarks.json").write_text(json.dumps(data))
+    return run_dir
+
+
+def test_compare_takes_the_cpu_speed_out_by_how_cpu_bound_each_benchmark_is(fixture_run, tmp_path):
+    """A run on a CPU 15% slower moves a CPU-bound benchmark 15% and one that mostly waits 3%: relative to a
+    single block level (15%), the waiting one would look 10% faster. With the rows' CPU shares the level is a
+    line in the share, and none is flagged; a real 10% slowdown of one CPU-bound benchmark still is, alone."""
+    base = _cpu_run(fixture_run, tmp_path / "base", 1.0, SHARES)
+    new = _cpu_run(fixture_run, tmp_path / "new", 1.15, SHARES)
+    rows = compare.compare(load_run(base), load_run(new)).rows.set_index("benchmark")
+    for name in SHARES:
+        # (the line is straight in log time; a share's effect is straight in time: within 0.1%)
+        assert rows.loc[f"light/{name}", "change"] == pytest.approx(0.0, abs=1e-3), name
+    assert not rows["flag"].isin(["regression", "improvement"]).any()
+    assert rows.loc["light/naive", "absolute_change"] == pytest.approx(0.03, abs=1e-6)
+    # without the shares, one level for the block: the waiting benchmarks come out about 10% faster, flagged
+    flat = compare.compare(load_run(_unshared(base)), load_run(_unshared(new))).rows.set_index("benchmark")
+    assert flat.loc["light/naive", "flag"] == "improvement"
+    # a real slowdown of one CPU-bound benchmark on top of the slower CPU: flagged, alone, at +10%
+    base = _cpu_run(fixture_run, tmp_path / "base2", 1.0, SHARES)
+    slow = _cpu_run(fixture_run, tmp_path / "slow", 1.15, SHARES, slower=("parallel_prefetch", 1.10))
+    rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
+    assert list(rows[rows["flag"].isin(["regression", "improvement"])].index) == ["light/parallel_prefetch"]
+    assert rows.loc["light/parallel_prefetch", "change"] == pytest.approx(0.10, abs=1e-3)
+
+
 def _processes(src, dst, factor, variant="naive", units=3):
     """A copy of `src` whose every row has rounds from `units` processes, each process at its own level."""
     import shutil

@@ -22,8 +22,10 @@ benchmarks in the comparison being judged:
 Each benchmark's change is taken *relative to its block* (the benchmarks measured in the same rounds, see
 ``block_levels``): the machine's speed moves between runs (measured: a whole block 4-12% faster in one run than in
 the run before it, same code), and that moves every benchmark of a block together, so it is taken out of each
-round and shown once, as the block's own row ("<block> (whole block)"). A benchmark alone in its block (or in a
-block of fewer than three) is judged on its absolute time. Every row also prints its absolute change.
+round and shown once, as the block's own row ("<block> (whole block)"). Where the members differ in how CPU-bound
+they are (`process_cpu_per_s`), the level is a line in that share (see ``_line``): a change of the CPU's speed
+moves a member that mostly waits less than one that computes. A benchmark alone in its block (or in a block of
+fewer than three) is judged on its absolute time. Every row also prints its absolute change.
 
 A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
 interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
@@ -112,9 +114,46 @@ def _rounds(run: Run) -> Measured:
 
 
 MIN_BLOCK = 3  # a block's level is the median of its members: with fewer, one member's change moves it
+CPU_SPREAD = 0.3  # members' CPU shares must span this much before the level is taken as a line in the share
+MIN_LINE = 5  # and a line needs this many members, so that one member's own change cannot carry its slope
+IN_PROCESS = ("pipeline", "dataset")  # kinds whose work all runs in the measuring process (its CPU time sees it)
 
 
-def block_levels(per_run: dict[int, Measured]
+def cpu_shares(runs: list[Run]) -> dict[str, float]:
+    """How CPU-bound each in-process benchmark is, from its rows' `process_cpu_per_s` (cores the measuring process
+    kept busy during its rounds), capped at 1 (a pipeline keeping one core busy or two is bound by the CPU either
+    way) and averaged over the runs. Kinds whose work runs in other processes (a tf.data service, trainers) are
+    left out: their measuring process's CPU does not show their work."""
+    seen: dict[str, list[float]] = {}
+    for run in runs:
+        for r in run.frame.itertuples():
+            value = getattr(r, "process_cpu_per_s", None)
+            if r.status == "ok" and getattr(r, "kind", None) in IN_PROCESS and not _nan(value):
+                seen.setdefault(f"{r.scenario}/{r.variant}", []).append(min(1.0, max(0.0, float(value))))
+    return {name: float(np.mean(v)) for name, v in seen.items()}
+
+
+def _line(dev: np.ndarray, share: np.ndarray | None) -> np.ndarray:
+    """The level to take out of each member's round (members x rounds), given the members' deviations there.
+
+    Without CPU shares, or where they span less than CPU_SPREAD, it is one level per round: the median over the
+    members. Otherwise a change of the machine's CPU speed moves a member in proportion to how CPU-bound it is
+    (measured, `latency` n7 -> n8, same code: `parallel_32` and `cache`, one core busy, -14% in absolute time;
+    `naive`, mostly waiting, -4%), so the level is a line in the share: its slope, the Theil-Sen median of the
+    pairwise slopes of the members' median deviations over their shares (a benchmark's own change is one member
+    among them and does not carry it), and each round's intercept, the median over members of what the slope leaves."""
+    if share is None or len(share) < MIN_LINE or float(share.max() - share.min()) < CPU_SPREAD:
+        return np.tile(np.median(dev, axis=0), (dev.shape[0], 1))
+    med = np.median(dev, axis=1)
+    n = len(share)
+    slopes = [(med[a] - med[b]) / (share[a] - share[b]) for a in range(n) for b in range(a + 1, n)
+              if abs(share[a] - share[b]) >= CPU_SPREAD / 2]
+    slope = float(np.median(slopes)) if slopes else 0.0
+    intercept = np.median(dev - slope * share[:, None], axis=0)
+    return intercept[None, :] + slope * share[:, None]
+
+
+def block_levels(per_run: dict[int, Measured], shares: dict[str, float] | None = None
                  ) -> tuple[dict[int, dict[str, list[float]]], dict[int, dict[str, list[float]]]]:
     """Take out of every round the level of the whole block it ran in, so that what is left is each benchmark's
     time *relative to the benchmarks measured in the same rounds*.
@@ -124,9 +163,11 @@ def block_levels(per_run: dict[int, Measured]
     together. For round i of a run, each member's deviation from its own mean log time over all the runs given
     is taken; the round's level is the median of those deviations over the block's members; and each member's
     round is divided by it. A change of one benchmark then stays its own (the median ignores it), and a change of
-    the machine cancels. Takes each run's `_rounds`, by the run's id(); returns (relative rounds by run and
-    benchmark, each block's level by run and block, as a factor per round). Blocks with fewer than MIN_BLOCK
-    members, or whose rounds do not line up, are left out (their benchmarks are judged on absolute times)."""
+    the machine cancels. Where `shares` (see `cpu_shares`) gives every member of a block and they differ, the
+    level is a line in the share instead (see `_line`): a wait-bound member moves less with the CPU than a
+    CPU-bound one. Takes each run's `_rounds`, by the run's id(); returns (relative rounds by run and benchmark,
+    each block's level by run and block, as a factor per round, at the members' median share). Blocks with fewer
+    than MIN_BLOCK members, or whose rounds do not line up, are left out (judged on absolute times)."""
     logs: dict[str, list[float]] = {}
     for rounds in per_run.values():
         for name, (_, per, _) in rounds.items():
@@ -143,10 +184,12 @@ def block_levels(per_run: dict[int, Measured]
             if len(names) < MIN_BLOCK or len(n) != 1 or any(t <= 0 for m in names for t in rounds[m][1]):
                 continue
             dev = np.array([[math.log(t) - centre[m] for t in rounds[m][1]] for m in names])
-            level = np.exp(np.median(dev, axis=0))
+            share = np.array([shares[m] for m in names]) if shares and all(m in shares for m in names) else None
+            line = _line(dev, share)
+            level = np.exp(np.median(line, axis=0))
             levels.setdefault(run_id, {})[group] = [float(x) for x in level]
-            for m in names:
-                relative.setdefault(run_id, {})[m] = [float(t / f) for t, f in zip(rounds[m][1], level, strict=True)]
+            for m, own in zip(names, np.exp(line), strict=True):
+                relative.setdefault(run_id, {})[m] = [float(t / f) for t, f in zip(rounds[m][1], own, strict=True)]
     return relative, levels
 
 
@@ -280,7 +323,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     patterns = per_benchmark or {}
     unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
     per_run = {id(run): _rounds(run) for run in bases + news}
-    relative, levels = block_levels(per_run)
+    relative, levels = block_levels(per_run, cpu_shares(bases + news))
 
     def is_relative(name: str) -> bool:  # its block's level was taken out in every run that has it
         return all(name in relative.get(key, {}) for key, measured in per_run.items() if name in measured)

@@ -30,7 +30,7 @@ FIELDS = ("scenario", "variant", "kind", "group", "scenario_doc", "baseline", "d
           "ideal_examples_per_sec", "ideal_efficiency", "latency_width", "simulator_cpu_us",
           "workers", "mode", "dispatcher", "scaling_ideal", "scaling_efficiency", "scaling_efficiency_lo",
           "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step", "job_start_s", "cluster_start_s",
-          "cpu_cores_busy", "client_cpu_us_per_example", "cluster_cpu_us_per_example")
+          "cpu_cores_busy", "client_cpu_us_per_example", "cluster_cpu_us_per_example", "process_cpu_per_s")
 
 
 @dataclass
@@ -66,7 +66,7 @@ NUMERIC = ("examples", "examples_per_sec", "batch_size", "steps", "step_time_ms"
            "ideal_examples_per_sec", "ideal_efficiency", "scaling_ideal", "scaling_efficiency",
            "scaling_efficiency_lo", "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step",
            "job_start_s", "cluster_start_s", "cpu_cores_busy", "client_cpu_us_per_example",
-           "cluster_cpu_us_per_example")
+           "cluster_cpu_us_per_example", "process_cpu_per_s")
 STATS = ("median", "mean", "stddev", "iqr", "q1", "q3", "min", "max")
 
 
