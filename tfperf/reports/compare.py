@@ -128,7 +128,7 @@ def cpu_shares(runs: list[Run]) -> dict[str, float]:
     for run in runs:
         for r in run.frame.itertuples():
             value = getattr(r, "process_cpu_per_s", None)
-            if r.status == "ok" and getattr(r, "kind", None) in IN_PROCESS and not _nan(value):
+            if r.status == "ok" and getattr(r, "kind", None) in IN_PROCESS and value is not None and not _nan(value):
                 seen.setdefault(f"{r.scenario}/{r.variant}", []).append(min(1.0, max(0.0, float(value))))
     return {name: float(np.mean(v)) for name, v in seen.items()}
 
