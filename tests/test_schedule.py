@@ -146,4 +146,5 @@ def test_each_member_records_the_cpu_its_rounds_used():
     size = Size("t", rounds=3, min_round_s=0.03, profile_steps=1)
     out = run_block(members, {}, size, random.Random(0), {})
     cpu = {r["name"]: r["info"]["process_cpu_per_s"] for r in out["members"]}
-    assert cpu["waits"] < 0.3 and 0.7 < cpu["computes"] < 1.3, cpu
+    # (loose bounds: other tests' TensorFlow threads may still run in this process)
+    assert cpu["waits"] < 0.5 and cpu["computes"] > 0.8, cpu

@@ -17,8 +17,8 @@ time, the null pair that states the run's resolution. In a block:
    the scenario's pass (its epoch) per iterator, so a variant and its baseline do the same work per iterator,
    start-up included, and no run-to-run calibration choice can move their ratio (measured: an iterator of
    ``latency`` starts in about 20 ms, of ``light`` in 6-10 ms; a per-variant ``repeat`` chosen to make fast
-   passes 40 ms long flipped ``latency/parallel_8`` between 645 and 518 us per example from run to run while
-   its baseline stayed at one pass). The first process chooses, later ones reuse its choice, so every process
+   passes 40 ms long flipped ``latency/parallel_8`` between one and two passes' records per iterator from run
+   to run, 650-800 or 450-500 us per example, while its baseline stayed at one pass). The first process chooses, later ones reuse its choice, so every process
    times the same round; one more untimed round at the chosen scale;
 4. time ``rounds`` rounds of every variant. A block's round runs every member's round, and where a runnable
    can run its round's passes one at a time (``run_pass``: a pipeline's fresh iterators, a custom loop's
