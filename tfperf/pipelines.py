@@ -491,28 +491,8 @@ class PipelineRun:
             with tf.control_dependencies(tf.nest.flatten(consumer(batch))):
                 return tf.identity(n)
 
-        self._count = count
-        self._consumer = consumer
-        self._spent = Spent()  # iterators drained, torn down after the clock stops
-        self.info: dict[str, Any] = {}
-        self.scale(1)
-
-    def scale(self, passes: int, repeat: int = 1) -> None:
-        # More passes of the same pass (what the harness asks: `repeat` stays 1) keep the dataset, its traced drain
-        # and its filled cache: no warm-up round is needed after such a scale.
-        self.warm_after_scale = self.info.get("repeat") != repeat  # (nothing is built yet at the first scale)
-        if not self.warm_after_scale:
-            self.info.update(passes=passes)
-            self.examples_per_round = self.info["examples"] * passes
-            self._passes = passes
-            return
-        self.dataset, info = self.scenario.dataset_for(self.variant, self.size, repeat=repeat)
-        self.info.update(info, passes=passes)
-        self.examples_per_round = info["examples"] * passes
-        self._passes = passes
-        count = self._count
-
-        # One traced function drains an iterator inside the runtime (an eager loop would pay Python per batch).
+        # One traced function drains an iterator inside the runtime (an eager loop would pay Python per batch); it
+        # takes the iterator as its argument, so a rescaled dataset needs no new one.
         @tf.function(autograph=True)
         def drain(iterator):
             total = tf.constant(0, tf.int64)
@@ -521,6 +501,21 @@ class PipelineRun:
             return total
 
         self._drain = drain
+        self._consumer = consumer
+        self._spent = Spent()  # iterators drained, torn down after the clock stops
+        self.info: dict[str, Any] = {}
+        self.scale(1)
+
+    def scale(self, passes: int, repeat: int = 1) -> None:
+        # More passes of the same pass (what the harness asks: `repeat` stays 1) keep the dataset and its filled
+        # cache: no warm-up round is needed after such a scale.
+        self.warm_after_scale = self.info.get("repeat") != repeat  # (nothing is built yet at the first scale)
+        if self.warm_after_scale:
+            self.dataset, info = self.scenario.dataset_for(self.variant, self.size, repeat=repeat)
+            self.info.update(info)
+        self.info.update(passes=passes)
+        self.examples_per_round = self.info["examples"] * passes
+        self._passes = passes
 
     # A pass creates a fresh iterator and drains it, timed; the iterator is torn down after the clock stops
     # (`after_round`; see `Spent` for why), and its teardown is timed apart, in `measured()`.
