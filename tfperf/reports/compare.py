@@ -293,17 +293,6 @@ def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
     return {block: (float(np.mean(np.square(v))) / 2, len(v)) for block, v in logs.items() if len(v) >= 3}
 
 
-def _group(runs: list[Run], name: str) -> str:
-    """The block a benchmark was measured in (its row's `group`, else its scenario), for pooling unit variances."""
-    for run in runs:
-        f = run.frame
-        for r in f.itertuples():
-            if f"{r.scenario}/{r.variant}" == name:
-                key = getattr(r, "group", None)
-                return key if isinstance(key, str) and key else str(r.scenario)
-    return name
-
-
 def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05,
             per_benchmark: dict[str, float] | None = None, alpha: float = 0.05) -> Comparison:
     bases = base if isinstance(base, list) else [base]
@@ -323,6 +312,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     patterns = per_benchmark or {}
     unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
     per_run = {id(run): _rounds(run) for run in bases + news}
+    block_of = {name: group for measured in per_run.values() for name, (group, _, _) in measured.items()}
     relative, levels = block_levels(per_run, cpu_shares(bases + news))
 
     def is_relative(name: str) -> bool:  # its block's level was taken out in every run that has it
@@ -338,7 +328,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     for name, ((bu, _), (nu, _)) in units.items():
         var, df = unit_variance(bu, nu)
         if df:
-            pools.setdefault(_group(bases, name), []).append((var, df))
+            pools.setdefault(block_of[name], []).append((var, df))
     pooled = {g: (sum(v * d for v, d in xs) / sum(d for _, d in xs), sum(d for _, d in xs)) for g, xs in pools.items()}
     floors = instance_variance(bases + news)
     out = []
@@ -356,7 +346,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             out.append(row)
             continue
         (bu, br), (nu, nr) = units[name]
-        group = _group(bases, name)
+        group = block_of[name]
         floor = floors.get(group) or floors.get("")
         row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), floor[0] if floor else None))
         if basis[name] == "absolute":
