@@ -126,6 +126,9 @@ ok = tfperf.pipeline("ok", tfperf.Stages(source=numbers, map=lambda x, y: (x + 1
                      variants=("naive", "prefetch"))
 bad = tfperf.dataset("bad", broken, variants=("as_given",))
 crash = tfperf.dataset("crash", crashing, variants=("as_given", "prefetch"))
+# timed by one process of the run, as the distributed scenarios are
+alone = __import__("dataclasses").replace(
+    tfperf.pipeline("alone", tfperf.Stages(source=numbers, map=lambda x, y: (x * 2.0, y), batch_size=8), variants=("naive", "prefetch")), processes=1)
 """
 
 
@@ -149,12 +152,17 @@ def test_failing_variant_is_recorded_and_the_rest_kept(tmp_path):
 
 
 def test_two_processes_pool_their_rounds(tmp_path):
-    proc = _bench(tmp_path, *_ids("light/naive", "light/prefetch"), "--tfperf-no-profile",
-                  "--tfperf-no-report", "--tfperf-processes", "2")
+    proc = _bench(tmp_path, *_ids("ok/naive", "ok/prefetch", "alone/prefetch"), "--tfperf-no-profile",
+                  "--tfperf-no-report", "--tfperf-processes", "2", "--tfperf-scenarios", _user(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    assert sorted(b["extra_info"]["scenario"] for b in data["benchmarks"]) == ["alone", "ok", "ok"]
     for b in data["benchmarks"]:
         info = b["extra_info"]
+        if info["scenario"] == "alone":  # one process times it: the rounds of two, so the row has as many
+            assert len(set(info["round_process"])) == 1 and info["rounds_per_process"] == [6]
+            assert len(b["stats"]["data"]) == 6 and len(info["process_medians"]) == 1
+            continue
         assert sorted(set(info["round_process"])) == [0, 1] and info["rounds_per_process"] == [3, 3]
         assert len(b["stats"]["data"]) == 6 and len(info["process_medians"]) == 2
     assert data["tfperf"]["processes"] == 2

@@ -30,6 +30,22 @@ def test_every_loop_learns(name, smoke):
     assert np.isfinite(after) and after < before, (before, after)
 
 
+@pytest.mark.parametrize("name", ["fit-best", "function-best"])
+def test_more_epochs_rebuild_nothing_so_no_warm_up_round_is_owed(name, smoke):
+    run = mlp.make(mlp.variant(name), smoke)
+    one = run.run_round()
+    dataset = run.dataset
+    traced = (run.model.train_function if name.startswith("fit") else run._step)
+    count = None if name.startswith("fit") else run._step.experimental_get_tracing_count()
+    run.scale(3)
+    assert not run.warm_after_scale and run.dataset is dataset
+    assert run.run_round() == run.examples_per_round == 3 * one
+    if name.startswith("fit"):
+        assert run.model.train_function is traced
+    else:
+        assert run._step is traced and run._step.experimental_get_tracing_count() == count
+
+
 def test_mirrored_runs_on_two_logical_cpus(smoke):
     run = mlp.make(mlp.variant("fit-best-mirrored"), smoke)
     assert run.info["replicas"] == 2

@@ -246,7 +246,8 @@ class Scenario:
     info: dict[str, Any] = field(default_factory=dict)
     # At most this many of the run's worker processes time it (None: all of them). The distributed scenarios
     # start fresh cluster processes in every block, the largest part of their cost: one process keeps the
-    # `default` size within its budget.
+    # `default` size within its budget. Such a block runs as many rounds in all as the others (the harness gives
+    # its processes the rounds of the run's).
     processes: int | None = None
 
     def __post_init__(self) -> None:

@@ -262,6 +262,10 @@ class _StepMarker(keras.callbacks.Callback):
 class TrainRun:
     """One training variant, built and ready: model, optimizer, input and loop."""
 
+    # A new scale is only another epoch count over the same model, input and traced step: nothing is rebuilt, so
+    # the calibration round already warmed what the timed rounds use and no warm-up round is owed.
+    warm_after_scale = False
+
     def __init__(self, scenario: ModelScenario, v: TrainVariant, size: Size):
         self.scenario, self.variant, self.size = scenario, v, size
         assert scenario.data is not None

@@ -18,6 +18,7 @@ resolution) are listed under ``tfperf.null_pairs``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
@@ -222,7 +223,11 @@ class Harness:
         order = list(range(s.processes))
         random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
         limit = self.registry[scenario_name].processes
-        if limit:
+        rounds = s.rounds or s.size.rounds
+        if limit and limit < len(order):
+            # Timed by fewer processes than the run's: as many rounds in all as every other row gets (with 5
+            # rounds in one process, one slow round moved a distributed null pair by up to 35%).
+            rounds = math.ceil(rounds * len(order) / limit)
             order = order[:limit]
         profiler = order[-1]  # the last process to run the block profiles it, after its own timed rounds
         replies: dict[int, dict[str, Any]] = {}
@@ -233,7 +238,7 @@ class Harness:
                 request = {"scenario": scenario_name, "block": key, "members": members, "size": s.size.name,
                            "seed": f"{s.seed}/{p}/{block_id}", "scales": self._scales.get(block_id, {}),
                            "process": p, "processes": s.processes, "run_dir": str(s.run_dir),
-                           "rounds": s.rounds or s.size.rounds,
+                           "rounds": rounds,
                            "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
                            "levels": vars(s.levels)}
                 try:
