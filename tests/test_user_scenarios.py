@@ -41,7 +41,7 @@ def test_a_spec_names_a_list_or_a_function_and_names_must_be_unique(tmp_path):
     user.write_text(USER + "\nALL = [ok, bad]\ndef make():\n    return ok\n")
     assert list(registry.load([f"{user}:ALL"]).scenarios) == ["ok", "bad"]
     assert list(registry.load([f"{user}:make"]).scenarios) == ["ok"]
-    assert list(registry.load([str(user)]).scenarios) == ["ok", "bad", "crash"]  # every scenario at top level
+    assert list(registry.load([str(user)]).scenarios) == ["ok", "bad", "crash", "alone"]  # every one at top level
     twice = tmp_path / "twice.py"
     twice.write_text("import tfperf, tensorflow as tf\n"
                      "ok = tfperf.dataset('ok', lambda: tf.data.Dataset.range(4).batch(2))\n")
