@@ -1,10 +1,10 @@
 """A pytest plugin that kills one process of a distributed variant's cluster in the middle of a round.
 
-    TFPERF_KILL=service_latency/parallel_epochs_1:worker:4 pytest bench --benchmark-only -p tests.kill_plugin ...
+    TFPERF_KILL=service_latency/parallel_epochs_1:worker:3 pytest bench --benchmark-only -p tests.kill_plugin ...
 
-On the N-th round of that variant (the warm-up and the two calibration rounds count: 4 is the first timed one),
-a timer sends SIGKILL to the chosen process (``worker``: the cluster's first tf.data service worker;
-``dispatcher``; ``trainer``: the last trainer of a multi-worker variant) 0.1 s after the round starts. bench starts its worker processes with the same -p
+On the N-th round of that variant (warm-up and calibration rounds count), a timer sends SIGKILL to the chosen
+process (``worker``: the cluster's first tf.data service worker; ``dispatcher``; ``trainer``: the last trainer of
+a multi-worker variant) 0.1 s after the round starts. bench starts its worker processes with the same -p
 plugins, so this acts where the rounds run.
 """
 

@@ -122,36 +122,6 @@ def test_calibration_adds_passes_never_records_per_pass():
     assert all(r["examples"] == 10 * r["passes"] for r in recs.values())
 
 
-class _Spells(_Fake):
-    """Its rounds last what a script says, one after the other (a slow spell of the machine, then not)."""
-
-    def __init__(self, seconds: list[float]):
-        super().__init__(split=False)
-        self.seconds = seconds
-
-    def run_round(self) -> int:
-        self.log.append("round")
-        time.sleep(self.seconds.pop(0) if self.seconds else 0.0)
-        return self.examples_per_round
-
-
-def test_calibration_takes_the_faster_of_two_untimed_rounds():
-    """One slow untimed round must not leave the timed rounds short of the size's minimum."""
-    from tfperf.bench.worker import run_block
-    from tfperf.core import Size
-
-    made: list[_Spells] = []
-    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
-                               make=lambda v, size: made.append(_Spells([0.05, 0.06, 0.01])) or made[-1])
-    size = Size("t", rounds=2, min_round_s=0.04, profile_steps=1)
-    out = run_block([Member(scenario, SimpleNamespace(name="v", requires=()), "v", selected=True)], {}, size,
-                    random.Random(0), {})
-    rec = out["members"][0]
-    # warm-up 0.05 s, calibration 0.06 s (slow) and 0.01 s: 4 passes from the faster, not 1 from the first
-    assert rec["status"] == "ok" and rec["passes"] == 4 and rec["calibration_s"] < 0.03
-    assert made[0].log[:3] == ["round"] * 3
-
-
 class _Spin(_Fake):
     """Works the CPU for its pass instead of waiting."""
 

@@ -12,7 +12,7 @@ time, the null pair that states the run's resolution. In a block:
 1. build every variant (a failure, or a variant whose ``requires`` this machine lacks, is recorded with its
    reason; the rest go on);
 2. warm up: one untimed round each (tracing, XLA compilation, caches filling), recorded as ``warmup_s``;
-3. calibrate: from the faster of two more untimed rounds, choose ``passes`` (fresh iterators or epochs per round, so a round
+3. calibrate: from a second untimed round, choose ``passes`` (fresh iterators or epochs per round, so a round
    lasts at least the size's ``min_round_s``); a pass itself is never resized: every member of a block reads
    the scenario's pass (its epoch) per iterator, so a variant and its baseline do the same work per iterator,
    start-up included, and no run-to-run calibration choice can move their ratio (measured: an iterator of
@@ -251,9 +251,6 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Any, rng: random
             elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
                 m.passes, m.repeat = twin_of.passes, twin_of.repeat
             else:
-                # The faster of two untimed rounds: a slow spell of the machine in a single calibration round
-                # made rounds come out short (n13-n16: 16-22 of 79 rows under 0.3 s by the median, one at 0.12 s).
-                m.calibration_s = min(m.calibration_s, m.timed())
                 m.passes, m.repeat = _choose_passes(m.calibration_s, size), 1
             if (m.passes, m.repeat) != (1, 1):
                 m.runnable.scale(m.passes, m.repeat)
