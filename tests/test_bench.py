@@ -165,6 +165,8 @@ def test_two_processes_pool_their_rounds(tmp_path):
             continue
         assert sorted(set(info["round_process"])) == [0, 1] and info["rounds_per_process"] == [3, 3]
         assert len(b["stats"]["data"]) == 6 and len(info["process_medians"]) == 2
+        shares = info["process_cpu_per_s_per_process"]  # the CPU share is every process's, not the last one's
+        assert len(shares) == 2 and info["process_cpu_per_s"] == pytest.approx(sum(shares) / 2)
     assert data["tfperf"]["processes"] == 2
     assert not _workers_left()
 

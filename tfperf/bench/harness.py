@@ -291,6 +291,10 @@ class Harness:
                     rec.update(examples=m["examples"], passes=m["passes"], repeat=m["repeat"], info=m["info"])
                     if m.get("profile"):
                         rec["profile"] = m["profile"]
+                shares = [m["info"]["process_cpu_per_s"] for _, m in parts if "process_cpu_per_s" in m["info"]]
+                if shares:  # every process's, not the last one's: each timed the same rounds
+                    rec["info"] = {**rec["info"], "process_cpu_per_s": statistics.fmean(shares),
+                                   "process_cpu_per_s_per_process": shares}
             rec["variant"] = variant_name
             merged[name] = rec
             if not name.endswith(TWIN):
