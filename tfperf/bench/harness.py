@@ -276,6 +276,7 @@ class Harness:
         for variant_name, name, _selected in members:
             parts = by_name.get(name, [])
             bad = [m for _, m in parts if m["status"] != "ok"]
+            rec: dict[str, Any]
             if error and len(parts) < processes:
                 rec = {"status": "failed", "reason": error}
             elif bad:
