@@ -104,7 +104,7 @@ def test_run_writes_results_traces_and_report(tmp_path):
 
 
 USER = """
-import os, pathlib, signal
+import dataclasses, os, pathlib, signal
 import tensorflow as tf
 import tfperf
 
@@ -127,8 +127,9 @@ ok = tfperf.pipeline("ok", tfperf.Stages(source=numbers, map=lambda x, y: (x + 1
 bad = tfperf.dataset("bad", broken, variants=("as_given",))
 crash = tfperf.dataset("crash", crashing, variants=("as_given", "prefetch"))
 # timed by one process of the run, as the distributed scenarios are
-alone = __import__("dataclasses").replace(
-    tfperf.pipeline("alone", tfperf.Stages(source=numbers, map=lambda x, y: (x * 2.0, y), batch_size=8), variants=("naive", "prefetch")), processes=1)
+alone = dataclasses.replace(tfperf.pipeline("alone", tfperf.Stages(source=numbers, map=lambda x, y: (x * 2.0, y),
+                                                                   batch_size=8), variants=("naive", "prefetch")),
+                            processes=1)
 """
 
 

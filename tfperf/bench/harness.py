@@ -283,6 +283,7 @@ class Harness:
                 rec = {"status": bad[0]["status"], "reason": bad[0]["reason"]}
             else:
                 rec = {"status": "ok", "times": [], "process": [], "order": [], "warmup_s": [], "load": load}
+                shares = []  # every process's CPU share, not the last one's: each timed the same rounds
                 for p, m in parts:
                     rec["times"] += m["times"]
                     rec["process"] += [p] * len(m["times"])
@@ -292,8 +293,9 @@ class Harness:
                     rec.update(examples=m["examples"], passes=m["passes"], repeat=m["repeat"], info=m["info"])
                     if m.get("profile"):
                         rec["profile"] = m["profile"]
-                shares = [m["info"]["process_cpu_per_s"] for _, m in parts if "process_cpu_per_s" in m["info"]]
-                if shares:  # every process's, not the last one's: each timed the same rounds
+                    if "process_cpu_per_s" in m["info"]:
+                        shares.append(m["info"]["process_cpu_per_s"])
+                if shares:
                     rec["info"] = {**rec["info"], "process_cpu_per_s": statistics.fmean(shares),
                                    "process_cpu_per_s_per_process": shares}
             rec["variant"] = variant_name

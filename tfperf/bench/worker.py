@@ -18,8 +18,9 @@ time, the null pair that states the run's resolution. In a block:
    start-up included, and no run-to-run calibration choice can move their ratio (measured: an iterator of
    ``latency`` starts in about 20 ms, of ``light`` in 6-10 ms; a per-variant ``repeat`` chosen to make fast
    passes 40 ms long flipped ``latency/parallel_8`` between one and two passes' records per iterator from run
-   to run, 650-800 or 450-500 us per example, while its baseline stayed at one pass). The first process chooses, later ones reuse its choice, so every process
-   times the same round; one more untimed round at the chosen scale;
+   to run, 650-800 or 450-500 us per example, while its baseline stayed at one pass). The first process
+   chooses, later ones reuse its choice, so every process times the same round; one more untimed round at the
+   chosen scale where the runnable rebuilt something for it (``warm_after_scale``);
 4. time ``rounds`` rounds of every variant. A block's round runs every member's round, and where a runnable
    can run its round's passes one at a time (``run_pass``: a pipeline's fresh iterators, a custom loop's
    epochs), its passes are timed one by one and spread evenly over the block's round, interleaved with the
