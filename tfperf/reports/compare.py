@@ -25,7 +25,10 @@ the run before it, same code), and that moves every benchmark of a block togethe
 round and shown once, as the block's own row ("<block> (whole block)"). Where the members differ in how CPU-bound
 they are (`process_cpu_per_s`), the level is a line in that share (see ``_line``): a change of the CPU's speed
 moves a member that mostly waits less than one that computes. A benchmark alone in its block (or in a block of
-fewer than three) is judged on its absolute time. Every row also prints its absolute change.
+fewer than three) is judged on its absolute time; with one run a side such a change holds the machine's drift,
+which the run's processes cannot see, so like a block's own row it is shown and never flagged (measured: the two
+multi-worker rows, one process a run, moved +20% to +48% together in absolute time from one run to the next, same
+code). Every row also prints its absolute change.
 
 A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
 interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
@@ -355,7 +358,12 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             (_, abr), (_, anr) = _units(bases, name, per_run), _units(news, name, per_run)
         row.update(base_s=float(np.median(abr)), new_s=float(np.median(anr)), units=f"{len(bu)}/{len(nu)}",
                    basis=basis[name], absolute_change=float(np.median(anr) / np.median(abr) - 1))
-        out.append(_flagged(row, limit, alpha, incomparable))
+        row = _flagged(row, limit, alpha, incomparable)
+        if basis[name] == "absolute" and min(len(bases), len(news)) < 2 and row["flag"] in FLAGS:
+            # No block to take the machine's drift out: its change holds that drift, which the processes of one
+            # run cannot see (they share the machine's state), exactly as a block's own row (see _block_rows).
+            row["flag"] = ABSOLUTE_MOVED
+        out.append(row)
     out += _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable)
     return Comparison(base=bases, new=news, rows=pd.DataFrame(out), incomparable=incomparable,
                       unmatched_patterns=unmatched)
@@ -376,6 +384,8 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 
 
 BLOCK = " (whole block)"
+FLAGS = ("regression", "improvement")
+ABSOLUTE_MOVED = "moved (absolute time, one run a side: not judged)"
 
 
 def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
@@ -454,6 +464,12 @@ def findings(c: Comparison) -> list[str]:
         out.append("whole blocks moved, which one run a side cannot tell from the machine's own drift between runs "
                    "(give several runs a side: compare A B -- C D): "
                    + ", ".join(f"{r.benchmark[: -len(BLOCK)]} {100 * r.change:+.1f}%" for r in moved.itertuples()))
+    alone = c.rows[c.rows["flag"] == ABSOLUTE_MOVED]
+    if len(alone):
+        out.append("moved beyond the threshold in absolute time, with no block to take the machine's drift out, which "
+                   "one run a side cannot tell from that drift (give several runs a side): "
+                   + ", ".join(f"{r.benchmark} {100 * r.change:+.1f}% {_interval(r.lo, r.hi)}"
+                               for r in alone.itertuples()))
     noise = c.rows[c.rows["flag"] == "noise"]
     if len(noise):
         out.append(f"{len(noise)} benchmark(s) moved beyond the threshold but within their own repetition (noise): "
@@ -514,7 +530,9 @@ def format_html(c: Comparison) -> str:
     body.append("</table><p>A change is flagged only when it exceeds its threshold, its whole 95% interval lies "
                 "beyond the threshold, and its test (where the test can reach significance) gives p &lt; alpha. "
                 "Noise comes from each benchmark's own repetition: processes and runs where there are two or "
-                "more a side, else rounds.</p>")
+                "more a side, else rounds. With one run a side, a whole block's move and the change of a benchmark "
+                "judged on its absolute time (no block to compare it with) are shown, not flagged: the processes "
+                "of one run cannot see the machine's drift between runs.</p>")
     css = "body{font-family:system-ui,sans-serif;margin:24px} td,th{border:1px solid #ccc;padding:3px 6px}" \
           " table{border-collapse:collapse;font-size:.85em} td:first-child,th:first-child{text-align:left}"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tfperf compare</title><style>{css}</style>" \
