@@ -1,6 +1,7 @@
 """Reports from files alone: tables, the page, compare, and bad input, on a checked-in smoke run."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -387,6 +388,28 @@ def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tm
     rows = [n for n in noisy.index if not n.endswith(compare.BLOCK)]  # a block's level is no variant instance's
     assert (noisy.loc[rows, "limit"] > quiet.loc[rows, "limit"]).all()  # limits now hold the instance-level spread
     assert noisy.loc["light/naive", "flag"] == "noise"  # 10% is not beyond what such runs resolve
+
+
+def test_a_null_pair_from_a_few_processes_is_pooled_in_not_a_floor(fixture_run, tmp_path):
+    """Its variance is one more estimate of the units' spread, weighed by its degrees of freedom: a null pair 6%
+    apart in each of four processes widens the limits of a quiet block, but does not hide a real 10% slowdown
+    (as the larger of the two estimates did: measured, the `cpu` null pair had set every limit of its block)."""
+    base = _processes(fixture_run, tmp_path / "base", 1.0)
+    slow = _processes(fixture_run, tmp_path / "slow", 1.10)
+    quiet = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
+    for run in (base, slow):
+        data = json.loads((run / "benchmarks.json").read_text())
+        data["tfperf"]["null_pairs"] = [
+            {"scenario": "light", "block": "light", "variant": "naive", "speedup": 1.0, "lo": 0.94, "hi": 1.06,
+             "a": {"times": [1.0] * 6, "examples": 1, "process": [0, 0, 0, 1, 1, 1]},
+             "b": {"times": [1.06] * 3 + [0.94] * 3, "examples": 1, "process": [0, 0, 0, 1, 1, 1]}}]
+        (run / "benchmarks.json").write_text(json.dumps(data))
+    variance, df = compare.instance_variance([load_run(base), load_run(slow)])["light"]
+    assert df == 4 and math.sqrt(variance) > 0.04  # alone, it would put a 10% change's interval under 5%
+    rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
+    assert rows.loc["light/naive", "limit"] > quiet.loc["light/naive", "limit"]
+    assert rows.loc["light/naive", "flag"] == "regression"
+    assert list(rows[rows["flag"] == "regression"].index) == ["light/naive"]
 
 
 def test_diagnosis_names_the_slowest_stage_and_quotes_what_the_run_measured(fixture_run):

@@ -10,9 +10,9 @@ benchmarks in the comparison being judged:
   do: a process has a level of its own, pyperf's lesson), its 95% interval, and p. The variance is the
   spread of units *within* each side (so a real change between the sides never inflates it), and a
   benchmark uses the larger of its own and the one pooled over its block (the variants measured with it),
-  whose degrees of freedom are many where its own two or three processes give one or two. No unit's
-  variance is taken below one variant instance's, measured by the runs' null pairs (two instances of one
-  variant in every process);
+  whose degrees of freedom are many where its own two or three processes give one or two. One variant
+  instance's variance, measured by the runs' null pairs (two instances of one variant in every process), is
+  pooled in by its degrees of freedom: a third estimate of the same spread;
 - with one unit on a side: the rounds are all there is. The interval is a bootstrap of the ratio of median
   rounds and the test a Mann-Whitney U on the rounds; where the rank test cannot reach ``alpha`` with the
   rounds it has (with n rounds a side its smallest p is 2/C(2n, n)), the row says so and the interval alone
@@ -239,17 +239,24 @@ def unit_variance(base_units: list[float], new_units: list[float]) -> tuple[floa
 
 
 def judge(base_units: list[float], base_rounds: list[float], new_units: list[float], new_rounds: list[float],
-          alpha: float, pooled: tuple[float, int] | None = None, floor: float | None = None) -> dict[str, object]:
+          alpha: float, pooled: tuple[float, int] | None = None,
+          instance: tuple[float, int] | None = None) -> dict[str, object]:
     """Change (fraction), its 95% interval, p, the detection limit, and which test was used. `pooled` is the
     block's pooled unit variance and its degrees of freedom: the benchmark uses the larger of its own and that
-    (its own two or three processes alone say little about their spread)."""
+    (its own two or three processes alone say little about their spread). `instance` is one variant instance's
+    variance and its degrees of freedom, from the null pairs (see `instance_variance`): another estimate of the
+    same unit variance, pooled in by its degrees of freedom."""
     if len(base_units) >= 2 and len(new_units) >= 2:
         own, own_df = unit_variance(base_units, new_units)
         var, df = own, own_df
         if pooled is not None and pooled[1] > own_df and not math.isnan(pooled[0]):
             var, df = max(own, pooled[0]), pooled[1]
-        if floor is not None:  # no unit is quieter than two instances of one variant in one process
-            var = max(var, floor)
+        if instance is not None and not math.isnan(instance[0]):
+            # Both estimate one unit's variance once the block's level is out of every round: the units' spread
+            # and the twin's from its anchor in the same process (instance and rounds alike). Pooled by degrees of
+            # freedom, not the larger of the two: the larger of two noisy estimates is biased up, and the null
+            # pair's, from a handful of processes, had set every limit of its block (measured below, README).
+            var, df = (var * df + instance[0] * instance[1]) / (df + instance[1]), df + instance[1]
         a, b = np.log(new_units), np.log(base_units)
         diff = float(a.mean() - b.mean())
         se = math.sqrt(var * (1 / len(a) + 1 / len(b))) or 1e-12
@@ -273,7 +280,7 @@ def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
     twin and the anchor are two instances of one variant timed in the same rounds, so half the variance of the
     log of their per-process median ratio is one instance's. Measured here: a variant's instance can sit at one
     of two levels for its whole life (mlp-fit-best: 18.7 or 27 us per example), which the spread between two or
-    three processes alone does not show. Per block (key ``""``: all blocks together, for a block with fewer
+    three processes alone may not show. Per block (key ``""``: all blocks together, for a block with fewer
     than three processes of null pairs): one block's wide null pair (``latency``'s, up to +/-88% in j1) says
     nothing of another's."""
     logs: dict[str, list[float]] = {}
@@ -350,8 +357,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             continue
         (bu, br), (nu, nr) = units[name]
         group = block_of[name]
-        floor = floors.get(group) or floors.get("")
-        row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), floor[0] if floor else None))
+        row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), floors.get(group) or floors.get("")))
         if basis[name] == "absolute":
             (_, abr), (_, anr) = units[name]
         else:
