@@ -191,9 +191,11 @@ class ServiceRun:
         started = time.perf_counter()
         if v.mode:
             if v.workers < 0:
-                self.address = scenario.external
-                check_reachable(self.address)
-                _probe_external(self.address)
+                external = scenario.external
+                assert external is not None  # external variants exist only with a service given (_service_matrix)
+                self.address = external
+                check_reachable(external)
+                _probe_external(external)
             else:
                 self.cluster = scenario.cluster(v.workers)
                 self.address = self.cluster.address
@@ -528,13 +530,16 @@ def serve_trainer(spec: dict[str, Any], channel: Any) -> int:
         communication_options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S))
     try:
         from . import SIZES, registry
-        from .training import user_model
+        from .training import ModelScenario, user_model
 
         reg = registry.load(spec["specs"])
         sc = reg[spec["scenario"]]
+        if not isinstance(sc, ModelScenario) or sc.data is None:
+            raise TypeError(f"a multi-worker trainer needs a model scenario with data; {spec['scenario']} is a {sc.kind}")
+        data = sc.data
         size = SIZES[spec["size"]]
-        pipe = sc.data.variant(sc.best)
-        one, _ = sc.data.dataset_for(pipe, size, min(sc.data.pass_examples(pipe, size), 4096))
+        pipe = data.variant(sc.best)
+        one, _ = data.dataset_for(pipe, size, min(data.pass_examples(pipe, size), 4096))
         x, y = next(iter(one))
         per_worker = int(tf.shape(tf.nest.flatten(x)[0])[0])
         n = strategy.num_replicas_in_sync

@@ -214,10 +214,13 @@ def findings(run: Run) -> list[str]:
 def _efficiency(r: Any) -> str:
     """', scaling efficiency 95% [90%, 99%]' for a row measured against fewer workers, else ''."""
     eff = getattr(r, "scaling_efficiency", None)
-    if missing(eff):
+    if eff is None or missing(eff):
         return ""
-    return (f", scaling efficiency {100 * eff:.0f}% "
-            f"{interval(100 * r.scaling_efficiency_lo, 100 * r.scaling_efficiency_hi, '{:.0f}%')}")
+    lo, hi = getattr(r, "scaling_efficiency_lo", None), getattr(r, "scaling_efficiency_hi", None)
+    band = "" if lo is None or hi is None or missing(lo) or missing(hi) else \
+        " " + interval(100 * lo, 100 * hi, "{:.0f}%")
+    return f", scaling efficiency {100 * eff:.0f}%{band}"
+
 
 
 def best_variant(table: pd.DataFrame) -> str | None:
