@@ -371,18 +371,23 @@ def test_physics_check(more_work, vs_base, vs_bound, unstable):
     assert bool(stats.physics_check(more_work, vs_base, vs_bound)) is unstable
 
 
+def _with_null_pairs(run_dir, twin, pairs):
+    """`pairs` null pairs of light/naive in two processes: the anchor at 1.0, its twin at twin[p] in process p."""
+    data = json.loads((run_dir / "benchmarks.json").read_text())
+    data["tfperf"]["null_pairs"] = [
+        {"scenario": "light", "block": "light", "variant": "naive", "speedup": 1.0, "lo": min(twin), "hi": max(twin),
+         "a": {"times": [1.0] * 6, "examples": 1, "process": [0, 0, 0, 1, 1, 1]},
+         "b": {"times": [twin[0]] * 3 + [twin[1]] * 3, "examples": 1, "process": [0, 0, 0, 1, 1, 1]}}
+        for _ in range(pairs)]
+    (run_dir / "benchmarks.json").write_text(json.dumps(data))
+
+
 def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tmp_path):
     base = _processes(fixture_run, tmp_path / "base", 1.0)
     slow = _processes(fixture_run, tmp_path / "slow", 1.10)
     quiet = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     for run in (base, slow):  # null pairs whose two instances differ by about 20% in each process
-        data = json.loads((run / "benchmarks.json").read_text())
-        data["tfperf"]["null_pairs"] = [
-            {"scenario": "light", "block": "light", "variant": "naive", "speedup": 1.0, "lo": 0.8, "hi": 1.2,
-             "a": {"times": [1.0] * 6, "examples": 1, "process": [0, 0, 0, 1, 1, 1]},
-             "b": {"times": [1.2, 1.2, 1.2, 0.83, 0.83, 0.83], "examples": 1, "process": [0, 0, 0, 1, 1, 1]}}
-            for _ in range(2)]
-        (run / "benchmarks.json").write_text(json.dumps(data))
+        _with_null_pairs(run, twin=(1.2, 0.83), pairs=2)
     assert compare.instance_variance([load_run(base)]) is not None
     noisy = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     rows = [n for n in noisy.index if not n.endswith(compare.BLOCK)]  # a block's level is no variant instance's
@@ -398,12 +403,7 @@ def test_a_null_pair_from_a_few_processes_is_pooled_in_not_a_floor(fixture_run, 
     slow = _processes(fixture_run, tmp_path / "slow", 1.10)
     quiet = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     for run in (base, slow):
-        data = json.loads((run / "benchmarks.json").read_text())
-        data["tfperf"]["null_pairs"] = [
-            {"scenario": "light", "block": "light", "variant": "naive", "speedup": 1.0, "lo": 0.94, "hi": 1.06,
-             "a": {"times": [1.0] * 6, "examples": 1, "process": [0, 0, 0, 1, 1, 1]},
-             "b": {"times": [1.06] * 3 + [0.94] * 3, "examples": 1, "process": [0, 0, 0, 1, 1, 1]}}]
-        (run / "benchmarks.json").write_text(json.dumps(data))
+        _with_null_pairs(run, twin=(1.06, 0.94), pairs=1)
     variance, df = compare.instance_variance([load_run(base), load_run(slow)])["light"]
     assert df == 4 and math.sqrt(variance) > 0.04  # alone, it would put a 10% change's interval under 5%
     rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")

@@ -27,8 +27,7 @@ they are (`process_cpu_per_s`), the level is a line in that share (see ``_line``
 moves a member that mostly waits less than one that computes. A benchmark alone in its block (or in a block of
 fewer than three) is judged on its absolute time; with one run a side such a change holds the machine's drift,
 which the run's processes cannot see, so like a block's own row it is shown and never flagged (measured: the two
-multi-worker rows, one process a run, moved +20% to +48% together in absolute time from one run to the next, same
-code). Every row also prints its absolute change.
+multi-worker rows, one process a run, moved +18% to +48% in absolute time from one run to the next, same code). Every row also prints its absolute change.
 
 A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
 interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
@@ -429,7 +428,7 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
                                   "absolute_change": float("nan")}
         row.update(judge(b, b, n, n, alpha, pooled))
         row = _flagged(row, threshold, alpha, incomparable)
-        if min(len(bases), len(news)) < 2 and row["flag"] in ("regression", "improvement"):
+        if min(len(bases), len(news)) < 2 and row["flag"] in FLAGS:
             row["flag"] = "block moved (one run a side: not judged)"
         rows.append(row)
     return rows
@@ -506,7 +505,7 @@ def format_text(c: Comparison) -> str:
                      f"{number(100 * r.change, '{:+7.1f}%'):>8s} "
                      f"{_interval(r.lo, r.hi):>18s} {number(100 * r.limit, '{:5.1f}%'):>6s} "
                      f"{number(r.p, '{:6.3f}'):>6s}  {r.flag}")
-    flagged = c.rows[c.rows["flag"].isin(["regression", "improvement"])]
+    flagged = c.rows[c.rows["flag"].isin(FLAGS)]
     lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
                  f"flagged of {len(c.rows)} benchmarks")
     return "\n".join(lines)

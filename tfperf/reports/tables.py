@@ -222,7 +222,6 @@ def _efficiency(r: Any) -> str:
     return f", scaling efficiency {100 * eff:.0f}%{band}"
 
 
-
 def best_variant(table: pd.DataFrame) -> str | None:
     """The fastest variant among those that compete: one scenario (one cost, one model), real choices only (a
     compute-only bound is a yardstick, not a choice), on the device most of its rows ran on."""
