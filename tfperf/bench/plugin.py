@@ -31,7 +31,9 @@ from .harness import Harness, Settings
 # Two worker processes by default: a variant's level differs between processes by a median 5% (90th
 # percentile 14%) on 2 cores, which rounds of one process cannot see; with two, every interval holds that
 # spread and `reports compare` can judge a change against it. 2 x 5 rounds took 7:45 at `default` with
-# profiling, against 8:32 for 1 x 9 (README has the measurements).
+# profiling, against 8:32 for 1 x 9 (README has the measurements). 3 x 3 (n28, n29: 8:47, 9:08) moved the
+# speedups as much between two runs as 2 x 5 did (12.3% at the 90th percentile both), and a row's level there is the
+# run's, shared by all its processes, which more processes cannot average.
 DEFAULT_PROCESSES = {"smoke": 1}  # by size, else 2: smoke is a quick check, and must fit 2 minutes
 
 _HARNESS = pytest.StashKey[Harness]()
