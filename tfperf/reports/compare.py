@@ -339,7 +339,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         if df:
             pools.setdefault(block_of[name], []).append((var, df))
     pooled = {g: (sum(v * d for v, d in xs) / sum(d for _, d in xs), sum(d for _, d in xs)) for g, xs in pools.items()}
-    floors = instance_variance(bases + news)
+    instances = instance_variance(bases + news)
     out = []
     for name in every:
         limit = threshold
@@ -356,7 +356,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             continue
         (bu, br), (nu, nr) = units[name]
         group = block_of[name]
-        row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), floors.get(group) or floors.get("")))
+        row.update(judge(bu, br, nu, nr, alpha, pooled.get(group), instances.get(group) or instances.get("")))
         if basis[name] == "absolute":
             (_, abr), (_, anr) = units[name]
         else:
@@ -364,10 +364,10 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row.update(base_s=float(np.median(abr)), new_s=float(np.median(anr)), units=f"{len(bu)}/{len(nu)}",
                    basis=basis[name], absolute_change=float(np.median(anr) / np.median(abr) - 1))
         row = _flagged(row, limit, alpha, incomparable)
-        if basis[name] == "absolute" and min(len(bases), len(news)) < 2 and row["flag"] in FLAGS:
+        if basis[name] == "absolute":
             # No block to take the machine's drift out: its change holds that drift, which the processes of one
             # run cannot see (they share the machine's state), exactly as a block's own row (see _block_rows).
-            row["flag"] = ABSOLUTE_MOVED
+            _not_judged_with_one_run(row, bases, news, ABSOLUTE_MOVED)
         out.append(row)
     out += _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable)
     return Comparison(base=bases, new=news, rows=pd.DataFrame(out), incomparable=incomparable,
@@ -391,6 +391,12 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 BLOCK = " (whole block)"
 FLAGS = ("regression", "improvement")
 ABSOLUTE_MOVED = "moved (absolute time, one run a side: not judged)"
+
+
+def _not_judged_with_one_run(row: dict[str, object], bases: list[Run], news: list[Run], label: str) -> None:
+    """With one run a side, a flag on a change that holds the machine's drift between runs becomes `label`."""
+    if min(len(bases), len(news)) < 2 and row["flag"] in FLAGS:
+        row["flag"] = label
 
 
 def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
@@ -428,8 +434,7 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
                                   "absolute_change": float("nan")}
         row.update(judge(b, b, n, n, alpha, pooled))
         row = _flagged(row, threshold, alpha, incomparable)
-        if min(len(bases), len(news)) < 2 and row["flag"] in FLAGS:
-            row["flag"] = "block moved (one run a side: not judged)"
+        _not_judged_with_one_run(row, bases, news, "block moved (one run a side: not judged)")
         rows.append(row)
     return rows
 
