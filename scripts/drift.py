@@ -1,0 +1,93 @@
+"""How a machine's speed drifts under one process: `python scripts/drift.py SCENARIO VARIANT [VARIANT ...]`.
+
+Builds the variants of one scenario (at `--size`, default `default`) in this one process, then times a round of
+each, in turn, for `--seconds`, and prints per window of `--window` seconds each variant's median time per
+example and its ratio to the first variant. Nothing changes in the process between windows (same objects, same
+traced functions, the collector run before and off during each round), so a level that moves from window to
+window is the machine's, and a ratio that moves with it is an answer that depends on the machine's state: no
+way of summarizing one run's rounds can make such a ratio hold from one run to the next.
+
+Measured here (README, Known limits): `mlp fit-best function-best fit-memory`. Times nothing else meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tfperf.quiet import tensorflow_started  # noqa: E402
+
+with tensorflow_started():
+    from tfperf import SIZES, devices, registry  # noqa: E402
+
+    devices.configure()
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenario")
+    ap.add_argument("variants", nargs="+")
+    ap.add_argument("--size", default="default", choices=sorted(SIZES))
+    ap.add_argument("--seconds", type=float, default=240.0)
+    ap.add_argument("--window", type=float, default=20.0)
+    ap.add_argument("--min-round-s", type=float, default=0.25, help="each variant's round lasts at least this")
+    args = ap.parse_args(argv)
+    reg = registry.load([])
+    if args.scenario not in reg.scenarios:
+        print(f"drift: no scenario {args.scenario!r} (known: {', '.join(reg.scenarios)})")
+        return 2
+    sc, size = reg[args.scenario], SIZES[args.size]
+    runs = {}
+    for name in args.variants:
+        try:
+            r = sc.make(sc.variant(name), size)
+        except KeyError:
+            print(f"drift: {args.scenario} has no variant {name!r}")
+            return 2
+        done = r.run_round()  # warm-up: tracing, caches
+        t = time.perf_counter()
+        done = r.run_round()
+        passes = max(1, math.ceil(args.min_round_s / max(time.perf_counter() - t, 1e-6)))
+        getattr(r, "after_round", lambda *_: None)(0.0, done)
+        r.scale(passes)
+        getattr(r, "after_round", lambda *_: None)(0.0, r.run_round())
+        runs[name] = r
+    gc.collect()
+    gc.freeze()
+    first = args.variants[0]
+    print(f"{'t (s)':>7} " + " ".join(f"{n:>22}" for n in args.variants) + "   (median us per example; x: over "
+          f"{first})")
+    start = time.perf_counter()
+    window: dict[str, list[float]] = {n: [] for n in runs}
+    edge = start + args.window
+    while time.perf_counter() - start < args.seconds:
+        for name, r in runs.items():
+            getattr(r, "before_round", lambda: None)()  # untimed, as in the suite's worker processes
+            gc.collect()
+            gc.disable()
+            t = time.perf_counter()
+            done = r.run_round()
+            took = time.perf_counter() - t
+            gc.enable()
+            getattr(r, "after_round", lambda *_: None)(took, done)  # untimed: e.g. iterator teardowns
+            window[name].append(took / done * 1e6)
+        if time.perf_counter() >= edge:
+            med = {n: statistics.median(v) for n, v in window.items()}
+            print(f"{edge - start:7.0f} " + " ".join(
+                f"{med[n]:10.1f} x{med[n] / med[first]:5.2f} n{len(window[n]):<3d}" for n in args.variants), flush=True)
+            window = {n: [] for n in runs}
+            edge += args.window
+    for r in runs.values():
+        r.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,36 @@
+"""The helper scripts under scripts/ run from a fresh clone and say what is wrong in one line."""
+
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def _drift(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/drift.py", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_drift_prints_each_window_with_the_ratios_to_the_first_variant():
+    proc = _drift("light", "naive", "parallel_prefetch", "--size", "smoke", "--seconds", "2", "--window", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert "naive" in lines[0] and "parallel_prefetch" in lines[0]
+    windows = [line.split() for line in lines[1:]]
+    assert windows, proc.stdout
+    for w in windows:  # t, then per variant: median, "x", ratio, "nK"
+        assert len(w) == 1 + 2 * 4
+        assert w[2:4] == ["x", "1.00"]  # the first variant against itself
+        assert float(w[1]) > 0 and float(w[5]) > 0
+        assert abs(float(w[7]) - float(w[5]) / float(w[1])) < 0.01 + 0.01 * float(w[7])
+
+
+def test_drift_names_an_unknown_scenario_or_variant_in_one_line():
+    proc = _drift("nope", "naive")
+    assert proc.returncode == 2
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("drift: no scenario 'nope' (known: light, cpu, "), lines
+    proc = _drift("light", "nope")
+    assert proc.returncode == 2
+    assert proc.stdout.strip() == "drift: light has no variant 'nope'"
+    assert "Traceback" not in proc.stderr
