@@ -308,12 +308,16 @@ def test_compare_takes_noise_from_processes_and_several_runs(fixture_run, tmp_pa
     assert list(c.regressions["benchmark"]) == ["light/naive"]
     assert (c.rows["limit"] < 0.10).all()  # it could have seen 10% on every benchmark
     found = compare.findings(c)
-    assert found[0].startswith("light/naive regressed: +10.0% time per example [") and len(found) == 1
+    assert found[0].startswith("light/naive regressed: +10.0% time per example [") and len(found) == 2
+    assert found[1] == compare.ONE_RUN_CAVEAT  # a flag from one run a side says what it cannot see
     assert "id='findings'" in compare.format_html(c) and "light/naive regressed" in compare.format_html(c)
     # several runs a side: BASE... -- NEW...
     assert main(["compare", str(base), str(same), "--", str(slow), str(slow)]) == 1
     out = capsys.readouterr().out
     assert "detection limit" in out and "1 regression(s)" in out
+    assert "one run a side" not in out  # two runs a side measure what one cannot
+    c = compare.compare(load_run(base), load_run(same))
+    assert compare.ONE_RUN_CAVEAT not in compare.findings(c)  # nothing flagged: nothing to confirm
 
 
 def test_compare_says_when_the_rank_test_cannot_reach_significance(fixture_run, tmp_path, capsys):

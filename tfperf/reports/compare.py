@@ -391,6 +391,12 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 BLOCK = " (whole block)"
 FLAGS = ("regression", "improvement")
 ABSOLUTE_MOVED = "moved (absolute time, one run a side: not judged)"
+# Measured (README, Known limits: what moves a run's levels): in one process, with nothing rebuilt, the ratio of two
+# `mlp` loops moved 0.65-0.94 from one 20 s window to the next with the machine's state, and a row's level relative to
+# its block moved from run to run by a standard deviation of up to 11%. One run a side holds no sample of that.
+ONE_RUN_CAVEAT = ("one run a side: each limit holds the spread within each run, but a benchmark's level relative to "
+                  "its block also moves with the machine's state from one run to the next, which only several runs "
+                  "a side can measure: confirm a flag with compare A B -- C D")
 
 
 def _not_judged_with_one_run(row: dict[str, object], bases: list[Run], news: list[Run], label: str) -> None:
@@ -469,6 +475,8 @@ def findings(c: Comparison) -> list[str]:
         for r in c.rows[c.rows["flag"] == flag].itertuples():
             out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {_interval(r.lo, r.hi)} "
                        f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)")
+    if c.rows["flag"].isin(["regression", "improvement"]).any() and len(c.base) == 1 and len(c.new) == 1:
+        out.append(ONE_RUN_CAVEAT)
     moved = c.rows[c.rows["flag"].astype(str).str.startswith("block moved")]
     if len(moved):
         out.append("whole blocks moved, which one run a side cannot tell from the machine's own drift between runs "
