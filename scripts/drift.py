@@ -51,6 +51,9 @@ def main(argv: list[str]) -> int:
         except KeyError:
             print(f"drift: {args.scenario} has no variant {name!r}")
             return 2
+        except Exception as exc:  # noqa: BLE001 - e.g. a data cache that cannot be written: one line, no traceback
+            print(f"drift: {args.scenario}/{name} could not be built: {(str(exc).strip().splitlines() or [''])[0]}")
+            return 2
         done = r.run_round()  # warm-up: tracing, caches
         t = time.perf_counter()
         done = r.run_round()

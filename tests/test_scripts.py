@@ -1,14 +1,15 @@
 """The helper scripts under scripts/ run from a fresh clone and say what is wrong in one line."""
 
+import os
 import subprocess
 import sys
 
 from .conftest import REPO
 
 
-def _drift(*args: str) -> subprocess.CompletedProcess:
+def _drift(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "scripts/drift.py", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def test_drift_prints_each_window_with_the_ratios_to_the_first_variant():
@@ -33,4 +34,14 @@ def test_drift_names_an_unknown_scenario_or_variant_in_one_line():
     proc = _drift("light", "nope")
     assert proc.returncode == 2
     assert proc.stdout.strip() == "drift: light has no variant 'nope'"
+    assert "Traceback" not in proc.stderr
+
+
+def test_drift_says_in_one_line_when_a_variant_cannot_be_built(tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the data cache should go")
+    proc = _drift("cpu", "naive", "--size", "smoke", "--seconds", "1", env={**os.environ, "TFPERF_CACHE": str(blocked)})
+    assert proc.returncode == 2
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("drift: cpu/naive could not be built: ") and "TFPERF_CACHE" in lines[0]
     assert "Traceback" not in proc.stderr
