@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,6 +28,7 @@ with tensorflow_started():
     from tfperf import SIZES, devices, registry  # noqa: E402
 
     devices.configure()
+    from tfperf.bench.worker import Member, _choose_passes  # the suite's own timed round and calibration
 
 
 def main(argv: list[str]) -> int:
@@ -47,21 +48,21 @@ def main(argv: list[str]) -> int:
     runs = {}
     for name in args.variants:
         try:
-            r = sc.make(sc.variant(name), size)
+            variant = sc.variant(name)
         except KeyError:
             print(f"drift: {args.scenario} has no variant {name!r}")
             return 2
+        m = Member(sc, variant, name, selected=True)
+        try:
+            m.runnable = sc.make(variant, size)
         except Exception as exc:  # noqa: BLE001 - e.g. a data cache that cannot be written: one line, no traceback
             print(f"drift: {args.scenario}/{name} could not be built: {(str(exc).strip().splitlines() or [''])[0]}")
             return 2
-        done = r.run_round()  # warm-up: tracing, caches
-        t = time.perf_counter()
-        done = r.run_round()
-        passes = max(1, math.ceil(args.min_round_s / max(time.perf_counter() - t, 1e-6)))
-        getattr(r, "after_round", lambda *_: None)(0.0, done)
-        r.scale(passes)
-        getattr(r, "after_round", lambda *_: None)(0.0, r.run_round())
-        runs[name] = r
+        m.timed()  # warm-up: tracing, caches
+        m.passes = _choose_passes(m.timed(), SimpleNamespace(min_round_s=args.min_round_s))
+        m.runnable.scale(m.passes)
+        m.timed()
+        runs[name] = m
     gc.collect()
     gc.freeze()
     first = args.variants[0]
@@ -71,24 +72,20 @@ def main(argv: list[str]) -> int:
     window: dict[str, list[float]] = {n: [] for n in runs}
     edge = start + args.window
     while time.perf_counter() - start < args.seconds:
-        for name, r in runs.items():
-            getattr(r, "before_round", lambda: None)()  # untimed, as in the suite's worker processes
+        for name, m in runs.items():
             gc.collect()
             gc.disable()
-            t = time.perf_counter()
-            done = r.run_round()
-            took = time.perf_counter() - t
+            took = m.timed()  # as the worker times a round: its hooks untimed, its example count checked
             gc.enable()
-            getattr(r, "after_round", lambda *_: None)(took, done)  # untimed: e.g. iterator teardowns
-            window[name].append(took / done * 1e6)
+            window[name].append(took / m.runnable.examples_per_round * 1e6)
         if time.perf_counter() >= edge:
             med = {n: statistics.median(v) for n, v in window.items()}
             print(f"{edge - start:7.0f} " + " ".join(
                 f"{med[n]:10.1f} x{med[n] / med[first]:5.2f} n{len(window[n]):<3d}" for n in args.variants), flush=True)
             window = {n: [] for n in runs}
             edge += args.window
-    for r in runs.values():
-        r.close()
+    for m in runs.values():
+        m.runnable.close()
     return 0
 
 

@@ -27,7 +27,8 @@ they are (`process_cpu_per_s`), the level is a line in that share (see ``_line``
 moves a member that mostly waits less than one that computes. A benchmark alone in its block (or in a block of
 fewer than three) is judged on its absolute time; with one run a side such a change holds the machine's drift,
 which the run's processes cannot see, so like a block's own row it is shown and never flagged (measured: the two
-multi-worker rows, one process a run, moved +18% to +48% in absolute time from one run to the next, same code). Every row also prints its absolute change.
+multi-worker rows, one process a run, moved +18% to +48% in absolute time from one run to the next, same code).
+Every row also prints its absolute change.
 
 A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
 interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
@@ -475,7 +476,7 @@ def findings(c: Comparison) -> list[str]:
         for r in c.rows[c.rows["flag"] == flag].itertuples():
             out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {_interval(r.lo, r.hi)} "
                        f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)")
-    if c.rows["flag"].isin(["regression", "improvement"]).any() and len(c.base) == 1 and len(c.new) == 1:
+    if c.rows["flag"].isin(FLAGS).any() and len(c.base) == 1 and len(c.new) == 1:
         out.append(ONE_RUN_CAVEAT)
     moved = c.rows[c.rows["flag"].astype(str).str.startswith("block moved")]
     if len(moved):
