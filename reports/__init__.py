@@ -1,1 +1,1 @@
-"""`python -m reports ...` from the repository root: the same as `tfperf report ...` (the code is tfperf.reports)."""
+"""`python -m reports ...` from the repository root: the same as `tfperf report ...` (the code is tfperf.cli)."""

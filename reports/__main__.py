@@ -1,5 +1,5 @@
 import sys
 
-from tfperf.reports.__main__ import main
+from tfperf.cli import main
 
-sys.exit(main(prog="python -m reports"))
+sys.exit(main(["report", *sys.argv[1:]], prog="python -m reports"))

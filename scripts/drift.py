@@ -22,13 +22,16 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfperf.quiet import tensorflow_started  # noqa: E402
+from tfperf.runtime.build import runnable
+from tfperf.runtime.quiet import tensorflow_started  # noqa: E402
 
 with tensorflow_started():
-    from tfperf import SIZES, devices, registry  # noqa: E402
+    from tfperf.api import registry  # noqa: E402
+    from tfperf.api.base import SIZES  # noqa: E402
+    from tfperf.runtime import devices  # noqa: E402
 
     devices.configure()
-    from tfperf.bench.worker import Member, _choose_passes  # the suite's own timed round and calibration
+    from tfperf.measure.block import Member, choose_passes  # the suite's own timed round and calibration
 
 
 def main(argv: list[str]) -> int:
@@ -54,12 +57,12 @@ def main(argv: list[str]) -> int:
             return 2
         m = Member(sc, variant, name, selected=True)
         try:
-            m.runnable = sc.make(variant, size)
+            m.runnable = runnable(sc, variant, size)
         except Exception as exc:  # noqa: BLE001 - e.g. a data cache that cannot be written: one line, no traceback
             print(f"drift: {args.scenario}/{name} could not be built: {(str(exc).strip().splitlines() or [''])[0]}")
             return 2
         m.timed()  # warm-up: tracing, caches
-        m.passes = _choose_passes(m.timed(), SimpleNamespace(min_round_s=args.min_round_s))
+        m.passes = choose_passes(m.timed(), SimpleNamespace(min_round_s=args.min_round_s))
         m.runnable.scale(m.passes)
         m.timed()
         runs[name] = m

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfperf.reports import tables  # noqa: E402
-from tfperf.reports.load import load_run  # noqa: E402
+from tfperf.analysis import tables  # noqa: E402
+from tfperf.results.store import load_run  # noqa: E402
 
 
 def speedups(run) -> dict[str, float]:

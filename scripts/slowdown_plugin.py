@@ -13,21 +13,19 @@ import time
 
 _target, _, _percent = os.environ.get("TFPERF_SLOW", "").partition(":")
 if _target:
-    from tfperf.pipelines import PipelineScenario
-    from tfperf.training import ModelScenario
+    from tfperf.runtime import build
 
     _scenario_name, _, _variant = _target.partition("/")
 
-    def _slower(real_make):
-        def make(self, v, size):
-            runnable = real_make(self, v, size)
-            if self.name == _scenario_name and v.name == _variant:
+    def _slower(real_build):
+        def runnable(scenario, v, size, block=None):
+            built = real_build(scenario, v, size, block)
+            if scenario.name == _scenario_name and v.name == _variant:
                 # a round, and a pass alone (the worker times split rounds pass by pass)
-                for attr in ("run_round", "run_pass"):
-                    if callable(getattr(runnable, attr, None)):
-                        setattr(runnable, attr, _slowed(getattr(runnable, attr)))
-            return runnable
-        return make
+                built.run_round = _slowed(built.run_round)
+                built.run_pass = _slowed(built.run_pass)
+            return built
+        return runnable
 
     def _slowed(real):
         def slower():
@@ -37,5 +35,4 @@ if _target:
             return done
         return slower
 
-    for _cls in (PipelineScenario, ModelScenario):
-        _cls.make = _slower(_cls.make)
+    build.runnable = _slower(build.runnable)

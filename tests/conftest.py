@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tfperf.quiet import tensorflow_started
+from tfperf.runtime.quiet import tensorflow_started
 
 with tensorflow_started():
     import tensorflow  # noqa: F401 - started here, its start-up notices filtered
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session", autouse=True)
 def _tf_devices():
-    from tfperf import devices
+    from tfperf.runtime import devices
 
     with tensorflow_started():
         devices.configure()

@@ -14,7 +14,7 @@ import threading
 
 _target, _, _rest = os.environ.get("TFPERF_KILL", "").partition(":")
 if _target:
-    from tfperf.distributed import MultiWorkerScenario, ServiceScenario
+    from tfperf.runtime import build
 
     _which, _, _nth = _rest.partition(":")
     _scenario_name, _, _variant = _target.partition("/")
@@ -25,10 +25,10 @@ if _target:
         procs = runnable.cluster.procs
         return procs[0].pid if _which == "dispatcher" else procs[1].pid
 
-    def _killing(real_make):
-        def make(self, v, size):
-            runnable = real_make(self, v, size)
-            if self.name == _scenario_name and v.name == _variant:
+    def _killing(real_build):
+        def make(scenario, v, size, block=None):
+            runnable = real_build(scenario, v, size, block)
+            if scenario.name == _scenario_name and v.name == _variant:
                 real_round, calls = runnable.run_round, [0]
 
                 def round_with_a_kill():
@@ -42,5 +42,4 @@ if _target:
             return runnable
         return make
 
-    for _cls in (ServiceScenario, MultiWorkerScenario):
-        _cls.make = _killing(_cls.make)
+    build.runnable = _killing(build.runnable)

@@ -87,7 +87,7 @@ def test_cache_that_cannot_be_written_fails_the_variant_in_one_line(tmp_path):
            "--tfperf-results", str(tmp_path / "results"), "--tfperf-run-id", "r"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1
-    assert ("cpu/naive failed: scenario cpu: files scenarios.pipelines._shards raised CacheError: image cache "
+    assert ("cpu/naive failed: scenario cpu: files tfperf.builtins.pipelines._shards raised CacheError: image cache "
             "(TFPERF_CACHE=") in proc.stdout
     assert "Traceback" not in proc.stdout
     data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())

@@ -20,7 +20,7 @@ def _ids(*ids: str) -> list[str]:
 
 
 def _workers_left() -> list[str]:
-    """Command lines of tfperf.bench.worker processes still running (every test must leave none)."""
+    """Command lines of tfperf.measure.worker processes still running (every test must leave none)."""
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -28,7 +28,7 @@ def _workers_left() -> list[str]:
                 cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if "bench.worker" in cmd:
+            if "tfperf.measure.worker" in cmd:
                 out.append(cmd)
     return out
 

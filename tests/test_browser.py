@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from tfperf.reports import html
-from tfperf.reports.load import load_run
+from tfperf.render import html
+from tfperf.results.store import load_run
 
 pytestmark = pytest.mark.browser
 

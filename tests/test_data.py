@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfperf import data
+from tfperf.builtins import data
 
 
 def test_mnist_like_is_seeded_and_labelled_by_a_teacher():

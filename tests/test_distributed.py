@@ -15,8 +15,12 @@ import pytest
 import tensorflow as tf
 
 import tfperf
-from tfperf.cluster import ClusterError, ServiceCluster, free_port
-from tfperf.distributed import EXTERNAL_ENV, service
+from tfperf.api.distributed import EXTERNAL_ENV, service
+from tfperf.procs.children import ClusterError
+from tfperf.procs.net import free_port
+from tfperf.procs.service import ServiceCluster
+from tfperf.runtime.base import BlockContext
+from tfperf.runtime.build import open_block, runnable
 
 from .conftest import REPO
 from .test_bench import _workers_left
@@ -60,11 +64,11 @@ def test_service_variants_run_count_and_record_what_they_measured(smoke):
     assert sc.kind == "service" and sc.processes == 1
     assert sc.variant("parallel_epochs_2").baseline == "parallel_epochs_1"
     assert sc.variant("distributed_epoch_1").baseline == "local"
-    sc.prepare(sc.variants)
+    block = open_block(sc, sc.variants)  # starts the 1- and 2-worker clusters, at once
     runs = []
     try:
         for v in sc.variants:
-            run = sc.make(v, smoke)
+            run = runnable(sc, v, smoke, block)
             runs.append(run)
             run.before_round()
             assert run.run_round() == run.examples_per_round == run.batches * 8
@@ -74,12 +78,12 @@ def test_service_variants_run_count_and_record_what_they_measured(smoke):
         pe2 = runs[2].info
         assert pe2["scaling_ideal"] == 2 and pe2["dispatcher"].startswith("grpc://localhost:")
         assert runs[1].info["dispatcher"] == runs[3].info["dispatcher"]  # both modes share the 1-worker cluster
-        pids = [p for r in runs for p in r.pids]
+        pids = [p for r in runs for p in r.pids()]
         assert pids and all(_alive(p) for p in pids)
     finally:
         for r in runs:
             r.close()
-        sc.finish()
+        block.close()
     assert _gone(pids)
 
 
@@ -106,7 +110,8 @@ def test_a_worker_that_never_registers_is_one_line_within_the_deadline():
 
 def test_a_dispatcher_that_is_gone_fails_the_variant_at_once(smoke):
     sc = service("tiny_service", _tiny, workers=(1,), modes=("parallel_epochs",))
-    run = sc.make(sc.variant("parallel_epochs_1"), smoke)
+    block = open_block(sc, [sc.variant("parallel_epochs_1")])
+    run = runnable(sc, sc.variant("parallel_epochs_1"), smoke, block)
     try:
         run.run_round()
         os.kill(run.cluster.dispatcher.pid, signal.SIGKILL)
@@ -117,16 +122,17 @@ def test_a_dispatcher_that_is_gone_fails_the_variant_at_once(smoke):
                 run.run_round()
         assert time.monotonic() - start < 30
     finally:
-        pids = run.pids
+        pids = run.pids()
         run.close()
-        sc.finish()
+        block.close()
     assert _gone(pids)
 
 
 def test_the_only_worker_killed_mid_round_fails_at_once_instead_of_hanging(smoke):
     """TensorFlow's client waits for ever when the only worker of its job dies; the round watches the cluster."""
     sc = service("tiny_service", _tiny, workers=(1,), modes=("distributed_epoch",))
-    run = sc.make(sc.variant("distributed_epoch_1"), smoke)
+    block = open_block(sc, [sc.variant("distributed_epoch_1")])
+    run = runnable(sc, sc.variant("distributed_epoch_1"), smoke, block)
     try:
         run.scale(200)
         victim = run.cluster.procs[1].pid
@@ -139,9 +145,9 @@ def test_the_only_worker_killed_mid_round_fails_at_once_instead_of_hanging(smoke
         with pytest.raises(ClusterError, match="killed by SIGKILL"):  # and it stays failed, with its cause
             run.run_round()
     finally:
-        pids = run.pids
+        pids = run.pids()
         run.close()
-        sc.finish()
+        block.close()
     assert _gone(pids)
 
 
@@ -151,14 +157,15 @@ def test_an_existing_service_runs_the_same_modes(smoke, monkeypatch):
         monkeypatch.setenv(EXTERNAL_ENV, users.address)
         sc = service("tiny_service", _tiny)
         assert [v.name for v in sc.variants] == ["local", "parallel_epochs_external", "distributed_epoch_external"]
-        run = sc.make(sc.variant("parallel_epochs_external"), smoke)
+        block = open_block(sc, [sc.variant("parallel_epochs_external")])
+        run = runnable(sc, sc.variant("parallel_epochs_external"), smoke, block)
         try:
             assert run.run_round() == run.examples_per_round
             assert run.info["dispatcher"] == users.address and run.info["workers"] == "external"
-            assert run.pids == []  # not ours to stop
+            assert run.pids() == []  # not ours to stop
         finally:
             run.close()
-            sc.finish()
+            block.close()
         users.check()  # the user's cluster is left running
     finally:
         users.stop()
@@ -187,14 +194,14 @@ def test_an_unreachable_or_malformed_service_address_is_one_line(tmp_path, addre
 
 
 def test_multi_worker_training_runs_in_step_and_profiles_the_chief(smoke, tmp_path, monkeypatch):
-    from scenarios.models import mlp
-    from tfperf.profiling import TracerLevels
-    from tfperf.reports import traces
+    from tfperf.builtins.models import mlp
+    from tfperf.results import traces
+    from tfperf.runtime.profiling import TracerLevels
 
-    monkeypatch.setenv("TFPERF_SPECS", json.dumps(["scenarios"]))
     sc = tfperf.multi_worker("mw", mlp)
     assert [(v.name, v.baseline) for v in sc.variants] == [("workers_1", None), ("workers_2", "workers_1")]
-    run = sc.make(sc.variant("workers_2"), smoke)
+    # the trainers find the model scenario in the SPECs the block's context names
+    run = runnable(sc, sc.variant("workers_2"), smoke, open_block(sc, (), BlockContext(specs=("builtins",))))
     try:
         assert run.info["replicas"] == 2 and run.batch_size == 2 * run.info["per_worker_batch"]
         assert run.run_round() == run.examples_per_round == run.steps * run.batch_size
@@ -203,7 +210,7 @@ def test_multi_worker_training_runs_in_step_and_profiles_the_chief(smoke, tmp_pa
         cap = run.capture(tmp_path / "trace", 6, TracerLevels())
         assert traces.verify(cap.xplane, cap.steps_marked)["steps"] >= 4
         assert traces.collective_ms(cap.xplane) > 0  # the all-reduce is in the chief's trace
-        pids = run.pids
+        pids = run.pids()
         assert len(pids) == 2 and all(_alive(p) for p in pids)
     finally:
         run.close()
@@ -211,11 +218,10 @@ def test_multi_worker_training_runs_in_step_and_profiles_the_chief(smoke, tmp_pa
 
 
 def test_a_trainer_killed_mid_round_fails_the_round_at_once(smoke, monkeypatch):
-    from scenarios.models import mlp
+    from tfperf.builtins.models import mlp
 
-    monkeypatch.setenv("TFPERF_SPECS", json.dumps(["scenarios"]))
     sc = tfperf.multi_worker("mw", mlp)
-    run = sc.make(sc.variant("workers_2"), smoke)
+    run = runnable(sc, sc.variant("workers_2"), smoke, open_block(sc, (), BlockContext(specs=("builtins",))))
     try:
         run.run_round()
         run.scale(500)
@@ -226,7 +232,7 @@ def test_a_trainer_killed_mid_round_fails_the_round_at_once(smoke, monkeypatch):
             run.run_round()
         assert time.monotonic() - start < 30
     finally:
-        pids = run.pids
+        pids = run.pids()
         run.close()
     assert _gone(pids)
 

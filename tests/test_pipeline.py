@@ -7,14 +7,15 @@ import pytest
 import tensorflow as tf
 
 import tfperf
-from scenarios import pipelines as builtin
-from tfperf import profiling
-from tfperf.core import ScenarioError
-from tfperf.reports import traces
+from tfperf.api.base import ScenarioError
+from tfperf.builtins import pipelines as builtin
+from tfperf.results import traces
+from tfperf.runtime import profiling
+from tfperf.runtime.build import runnable
 
 
 def _ran(sc, variant: str, size, tmp_path: Path) -> dict:
-    run = sc.make(sc.variant(variant), size)
+    run = runnable(sc, sc.variant(variant), size)
     run.run_round()  # warm, so AUTOTUNE has had a pass
     cap = profiling.capture(run, tmp_path / variant, steps=6)
     return traces.tf_data_stats(cap.xplane)
@@ -45,7 +46,7 @@ def test_tf_defaults_rewrites_the_naive_code(smoke, tmp_path):
 def test_every_builtin_variant_delivers_its_round(case, smoke):
     sc = getattr(builtin, case.split("/")[0])
     v = sc.variant(case.split("/")[1])
-    run = sc.make(v, smoke)
+    run = runnable(sc, v, smoke)
     assert run.run_round() == run.examples_per_round > 0
     opts = run.info["tf_data_options"]
     if v.tf_defaults:
@@ -77,7 +78,7 @@ def test_stages_give_the_matrix_their_stages_allow():
 def test_a_user_pipeline_runs_every_variant_and_counts_its_source(smoke):
     sc = tfperf.pipeline("mine", _user_stages(after_cache=lambda x, y: (x + 1.0, y)))
     for v in sc.variants:
-        run = sc.make(v, smoke)
+        run = runnable(sc, v, smoke)
         assert run.run_round() == run.examples_per_round == 200, v.name
         run.scale(2, 3)
         assert run.run_round() == run.examples_per_round == 1200, v.name
@@ -97,11 +98,11 @@ def test_an_opaque_dataset_gets_the_options_matrix(smoke, tmp_path):
     assert {"as_given", "rewrites_off", "map_parallelization", "inject_prefetch", "autotune_off", "autotune_cpu_1",
             "autotune_ram_64mb", "threadpool_1", "nondeterministic", "prefetch", "cache"} <= names
     for v in sc.variants:
-        run = sc.make(v, smoke)
+        run = runnable(sc, v, smoke)
         assert run.run_round() == run.examples_per_round == 96, v.name
-    off = sc.make(sc.variant("rewrites_off"), smoke)
+    off = runnable(sc, sc.variant("rewrites_off"), smoke)
     assert off.dataset.options().experimental_optimization.map_parallelization is False
-    one = sc.make(sc.variant("threadpool_1"), smoke)
+    one = runnable(sc, sc.variant("threadpool_1"), smoke)
     assert one.dataset.options().threading.private_threadpool_size == 1
     ran = _ran(sc, "prefetch", smoke, tmp_path)["iterators"]
     assert any("Prefetch" in i for i in ran), ran
@@ -114,18 +115,18 @@ def test_an_opaque_dataset_gets_the_options_matrix(smoke, tmp_path):
 def test_a_bad_dataset_factory_says_which_and_why(smoke, factory, message):
     sc = tfperf.dataset("bad", factory)
     with pytest.raises(ScenarioError, match=message) as info:
-        sc.make(sc.variants[0], smoke)
+        runnable(sc, sc.variants[0], smoke)
     assert str(info.value).startswith("scenario bad: dataset factory") and "\n" not in str(info.value)
 
 
 def test_a_pass_tears_its_iterator_down_after_the_clock(smoke):
     """The worker times `run_pass` alone; the pass's iterator is torn down in `after_round`, which the worker calls
     after the clock stops, and each teardown is recorded apart (they can stall on TF's autotune thread)."""
-    from tfperf.bench.worker import Member
+    from tfperf.measure.block import Member
 
     sc = builtin.latency
     m = Member(sc, sc.variant("naive"), "latency/naive", True)
-    m.runnable = sc.make(m.variant, smoke)
+    m.runnable = runnable(sc, m.variant, smoke)
     m.runnable.scale(3)
     m.passes = 3
     m.timed(one_pass=True)
@@ -140,7 +141,7 @@ def test_more_passes_keep_the_built_pass(smoke):
     """The calibration adds passes of the same pass: the dataset, its traced drain and a filled cache stay, so no
     warm-up round is owed (`warm_after_scale`); a different pass length rebuilds and owes one."""
     sc = builtin.latency
-    run = sc.make(sc.variant("cache"), smoke)
+    run = runnable(sc, sc.variant("cache"), smoke)
     one = run.run_round()
     dataset, drain = run.dataset, run._drain
     run.scale(3)

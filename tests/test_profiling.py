@@ -2,14 +2,15 @@
 
 import pytest
 
-from scenarios.models import mlp
-from tfperf import profiling
-from tfperf.reports import traces
+from tfperf.builtins.models import mlp
+from tfperf.results import traces
+from tfperf.runtime import profiling
+from tfperf.runtime.build import runnable
 
 
 @pytest.mark.parametrize("variant", ["fit-naive", "function-naive"])
 def test_capture_has_steps_and_input_share(variant, smoke, tmp_path):
-    run = mlp.make(mlp.variant(variant), smoke)
+    run = runnable(mlp, mlp.variant(variant), smoke)
     run.run_round()
     cap = profiling.capture(run, tmp_path / variant, steps=8)
     assert cap.xplane.is_file() and cap.steps_marked == 8

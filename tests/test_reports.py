@@ -7,16 +7,22 @@ import sys
 
 import pytest
 
-from tfperf.reports import compare, html, tables
-from tfperf.reports.__main__ import main
-from tfperf.reports.load import ReportError, load_run
+from tfperf.analysis import gate as compare
+from tfperf.analysis import tables
+from tfperf.cli import main as cli_main
+from tfperf.render import html
+from tfperf.results.store import ReportError, load_run
 
 from .conftest import REPO
 
 
+def main(argv: list[str]) -> int:
+    return cli_main(["report", *argv])
+
+
 def test_reports_never_import_tensorflow_or_scenarios(fixture_run):
-    code = (f"import sys, tfperf.reports.__main__ as m; rc = m.main(['build', {str(fixture_run)!r}]); "
-            "assert not {'tensorflow', 'scenarios', 'tfperf.pipelines', 'tfperf.training'} & set(sys.modules), "
+    code = (f"import sys, tfperf.cli as m; rc = m.main(['report', 'build', {str(fixture_run)!r}]); "
+            "assert not {'tensorflow', 'keras', 'tfperf.builtins', 'tfperf.runtime.build'} & set(sys.modules), "
             "'imported'; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -107,7 +113,7 @@ def test_bad_results_file_gives_one_line(tmp_path, capsys, content, message):
         load_run(run)
     assert main(["build", str(run)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("reports: ") and err.count("\n") == 1 and message in err
+    assert err.startswith("tfperf: ") and err.count("\n") == 1 and message in err
 
 
 def _scaled(src, dst, factor, variant="naive", tf_version=None):
@@ -350,7 +356,7 @@ def test_compare_reports_a_pattern_that_matches_nothing(fixture_run, capsys):
 
 
 def test_paired_speedup_cancels_drift_and_spans_processes():
-    from tfperf.reports import stats
+    from tfperf.analysis import stats
 
     drift = [1.0, 1.3, 0.8, 1.6, 1.1, 0.9]  # the machine's speed moves between rounds, 2x overall
     base = {"times": [2.0 * d for d in drift], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
@@ -370,7 +376,7 @@ def test_paired_speedup_cancels_drift_and_spans_processes():
     (False, None, (0.9, 0.8, 1.01), False),
 ])
 def test_physics_check(more_work, vs_base, vs_bound, unstable):
-    from tfperf.reports import stats
+    from tfperf.analysis import stats
 
     assert bool(stats.physics_check(more_work, vs_base, vs_bound)) is unstable
 
@@ -417,8 +423,8 @@ def test_a_null_pair_from_a_few_processes_is_pooled_in_not_a_floor(fixture_run, 
 
 
 def test_diagnosis_names_the_slowest_stage_and_quotes_what_the_run_measured(fixture_run):
-    from tfperf.reports import diagnosis
-    from tfperf.reports.analysis import analyse_run
+    from tfperf.analysis import diagnosis
+    from tfperf.analysis.trace_pool import analyse_run
 
     run = load_run(fixture_run)
     figures, _ = analyse_run(run.path, run.profiles, workers=1)

@@ -1,14 +1,17 @@
-"""The order of a block's round (tfperf/bench/worker.py: schedule): every pass once, each member's passes spread
+"""The order of a block's round (tfperf.measure.block: schedule): every pass once, each member's passes spread
 over the round, members that run as one call placed next to a partner where the comparisons allow it."""
 
 import random
 import time
 from types import SimpleNamespace
 
-from tfperf.bench.worker import TWIN, Member, links_of, schedule
+from tfperf.measure.block import TWIN, Member, links_of, run_block, schedule
+from tfperf.runtime.base import Runnable
 
 
-class _Split:
+class _Split(Runnable):
+    by_pass = True
+
     def run_pass(self) -> int:
         return 1
 
@@ -16,7 +19,7 @@ class _Split:
 def _member(name: str, passes: int, split: bool, partners=()) -> Member:
     scenario = SimpleNamespace(partners=lambda v, p=list(partners): p)
     m = Member(scenario, SimpleNamespace(name=name.removesuffix(TWIN)), name, selected=True)
-    m.runnable = _Split() if split else object()
+    m.runnable = _Split() if split else Runnable()
     m.passes = passes
     return m
 
@@ -46,14 +49,16 @@ def test_members_run_as_one_call_sit_next_to_a_partner():
                                                 or set(p) <= {"base", "base" + TWIN})) <= 1
 
 
-class _Fake:
+class _Fake(Runnable):
     """A runnable that does no work: it records what ran."""
 
     def __init__(self, split: bool, pass_s: float = 0.0):
         self.examples_per_round, self.info, self.passes, self.log, self.closed = 10, {}, 1, [], False
         self.pass_s = pass_s
-        if split:
-            self.run_pass = self._pass
+        self.by_pass = split
+
+    def run_pass(self) -> int:
+        return self._pass()
 
     def scale(self, passes: int, repeat: int = 1) -> None:
         self.passes, self.examples_per_round = passes, 10 * passes * repeat
@@ -68,23 +73,19 @@ class _Fake:
         time.sleep(self.pass_s)
         return self.examples_per_round // self.passes
 
-    def measured(self) -> dict:
-        return {}
-
     def close(self) -> None:
         self.closed = True
 
 
 def _run(split: bool) -> tuple[_Fake, dict]:
-    from tfperf.bench.worker import run_block
-    from tfperf.core import Size
+    from tfperf.api.base import Size
 
     made: list[_Fake] = []
     variant = SimpleNamespace(name="v", requires=())
-    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
-                               make=lambda v, size: made.append(_Fake(split)) or made[-1])
+    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [])
     size = Size("t", rounds=4, min_round_s=0.0, profile_steps=1)
-    out = run_block([Member(scenario, variant, "v", selected=True)], {}, size, random.Random(0), {"v": [3, 1]})
+    out = run_block([Member(scenario, variant, "v", selected=True)], {}, size, random.Random(0), {"v": [3, 1]},
+                    build=lambda sc, v, size, block: made.append(_Fake(split)) or made[-1])
     assert len(made) == 1
     return made[0], out["members"][0]
 
@@ -105,17 +106,16 @@ def test_a_round_that_cannot_be_split_is_one_call():
 def test_calibration_adds_passes_never_records_per_pass():
     """A fast member and a slow one of the same block both read one pass per iterator (`repeat` 1): their rounds
     reach the minimum length by more passes, so a variant and its baseline do the same work per iterator."""
-    from tfperf.bench.worker import run_block
-    from tfperf.core import Size
+    from tfperf.api.base import Size
 
     made: dict[str, _Fake] = {}
-    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
-                               make=lambda v, size: made.setdefault(v.name, _Fake(True, v.pass_s)))
+    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [])
     fast = SimpleNamespace(name="fast", requires=(), pass_s=0.002)
     slow = SimpleNamespace(name="slow", requires=(), pass_s=0.02)
     size = Size("t", rounds=2, min_round_s=0.04, profile_steps=1)
     out = run_block([Member(scenario, fast, "fast", selected=True), Member(scenario, slow, "slow", selected=True)],
-                    {}, size, random.Random(0), {})
+                    {}, size, random.Random(0), {},
+                    build=lambda sc, v, size, block: made.setdefault(v.name, _Fake(True, v.pass_s)))
     recs = {r["name"]: r for r in out["members"]}
     assert all(r["status"] == "ok" and r["repeat"] == 1 for r in recs.values())
     assert recs["fast"]["passes"] > recs["slow"]["passes"] >= 1
@@ -136,15 +136,13 @@ class _Spin(_Fake):
 def test_each_member_records_the_cpu_its_rounds_used():
     """A member that waits keeps the CPU idle, one that computes keeps a core busy: `process_cpu_per_s` says which
     members' times follow the CPU's speed."""
-    from tfperf.bench.worker import run_block
-    from tfperf.core import Size
+    from tfperf.api.base import Size
 
     kinds = {"waits": _Fake, "computes": _Spin}
-    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [],
-                               make=lambda v, size: kinds[v.name](True, 0.01))
+    scenario = SimpleNamespace(name="s", kind="pipeline", partners=lambda v: [])
     members = [Member(scenario, SimpleNamespace(name=n, requires=()), n, selected=True) for n in kinds]
     size = Size("t", rounds=3, min_round_s=0.03, profile_steps=1)
-    out = run_block(members, {}, size, random.Random(0), {})
+    out = run_block(members, {}, size, random.Random(0), {}, build=lambda sc, v, size, block: kinds[v.name](True, 0.01))
     cpu = {r["name"]: r["info"]["process_cpu_per_s"] for r in out["members"]}
     # (loose bounds: other tests' TensorFlow threads may still run in this process)
     assert cpu["waits"] < 0.5 and cpu["computes"] > 0.8, cpu

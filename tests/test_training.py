@@ -6,10 +6,12 @@ import pytest
 import tensorflow as tf
 
 import tfperf
-from scenarios import models as builtin
-from tfperf import Unsupported, devices
-from tfperf.core import ScenarioError
-from tfperf.training import TrainVariant
+from tfperf import Unsupported
+from tfperf.api.base import ScenarioError
+from tfperf.api.training import TrainVariant
+from tfperf.builtins import models as builtin
+from tfperf.runtime import devices
+from tfperf.runtime.build import runnable
 
 mlp = builtin.mlp
 LOOPS = [v.name for v in mlp.variants if v.input == "best" and v.device == "/CPU:0" and v.strategy == "default"
@@ -22,7 +24,7 @@ def test_the_table_has_every_loop_for_the_mlp():
 
 @pytest.mark.parametrize("name", LOOPS)
 def test_every_loop_learns(name, smoke):
-    run = mlp.make(mlp.variant(name), smoke)
+    run = runnable(mlp, mlp.variant(name), smoke)
     before = run.probe_loss()
     for _ in range(4):
         run.run_round()
@@ -32,7 +34,7 @@ def test_every_loop_learns(name, smoke):
 
 @pytest.mark.parametrize("name", ["fit-best", "function-best"])
 def test_more_epochs_rebuild_nothing_so_no_warm_up_round_is_owed(name, smoke):
-    run = mlp.make(mlp.variant(name), smoke)
+    run = runnable(mlp, mlp.variant(name), smoke)
     one = run.run_round()
     dataset = run.dataset
     traced = (run.model.train_function if name.startswith("fit") else run._step)
@@ -47,7 +49,7 @@ def test_more_epochs_rebuild_nothing_so_no_warm_up_round_is_owed(name, smoke):
 
 
 def test_mirrored_runs_on_two_logical_cpus(smoke):
-    run = mlp.make(mlp.variant("fit-best-mirrored"), smoke)
+    run = runnable(mlp, mlp.variant("fit-best-mirrored"), smoke)
     assert run.info["replicas"] == 2
     before = run.probe_loss()
     run.run_round()
@@ -56,14 +58,14 @@ def test_mirrored_runs_on_two_logical_cpus(smoke):
 
 def test_resume_from_checkpoint_restores_weights_and_optimizer_step(smoke):
     v = mlp.variant("function-best-ckpt")
-    first = mlp.make(v, smoke)
+    first = runnable(mlp, v, smoke)
     first.run_round()
     first.run_round()
     path = first.manager.save()
     steps_done = int(first.optimizer.iterations.numpy())
     assert steps_done == 2 * first.steps
 
-    second = mlp.make(v, smoke)
+    second = runnable(mlp, v, smoke)
     assert int(second.optimizer.iterations.numpy()) == 0
     second.optimizer.build(second.model.trainable_variables)  # Keras 3 creates optimizer slots lazily
     second.checkpoint.restore(path).assert_consumed()
@@ -115,7 +117,7 @@ def test_a_user_model_learns_in_every_loop(smoke):
     for v in sc.variants:
         if v.requires:
             continue
-        run = sc.make(v, smoke)
+        run = runnable(sc, v, smoke)
         before = run.probe_loss()
         run.run_round()
         run.run_round()
@@ -133,7 +135,7 @@ def test_a_model_with_loss_and_optimizer_beside_it_and_a_plain_dataset_factory(s
     sc = tfperf.model("pair", build, lambda: tf.data.Dataset.from_tensor_slices((x, np.zeros(64, "int64"))).batch(16),
                       loops=("fit", "function"), strategies=False, extras=False, gpu=())
     assert sc.data is not None and sc.data.kind == "dataset"
-    run = sc.make(sc.variant("function-best"), smoke)
+    run = runnable(sc, sc.variant("function-best"), smoke)
     assert run.run_round() == run.examples_per_round > 0
 
 
@@ -149,15 +151,15 @@ def test_a_bad_model_or_data_says_which_factory_and_why(smoke, build, data_fn, m
     sc = tfperf.model("broken", build, data_fn or tfperf.pipeline("broken_in", _data()), loops=("fit",),
                       strategies=False, extras=False, gpu=())
     with pytest.raises(ScenarioError, match=message) as info:
-        sc.make(sc.variant("fit-best"), smoke)
+        runnable(sc, sc.variant("fit-best"), smoke)
     assert str(info.value).startswith("scenario broken:") and "\n" not in str(info.value)
 
 
 def test_the_fit_bound_reads_one_batch_without_autotune(smoke):
     """The compute-only bound of `fit` holds no input cost: one on-device batch, repeated, and no tf.data autotune
-    thread (whose teardown after each epoch can stall, see tfperf.core.Spent); the piped variants keep TF's default."""
-    bound = mlp.make(mlp.variant("fit-memory"), smoke)
+    thread (whose teardown after each epoch can stall, see tfperf.runtime.base.Teardowns); the piped variants keep TF's default."""
+    bound = runnable(mlp, mlp.variant("fit-memory"), smoke)
     assert bound.dataset.options().autotune.enabled is False
     assert bound.run_round() == bound.examples_per_round > 0
-    piped = mlp.make(mlp.variant("fit-best"), smoke)
+    piped = runnable(mlp, mlp.variant("fit-best"), smoke)
     assert piped.dataset.options().autotune.enabled is not False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tfperf import registry
+from tfperf.api import registry
 
 from .conftest import REPO
 from .test_bench import USER, _bench, _workers_left
@@ -124,8 +124,8 @@ def test_the_distribution_installs_one_namespace(tmp_path):
     [wheel] = tmp_path.glob("tfperf-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"tfperf", f"{wheel.name.split('-py')[0]}.dist-info"}
-    for part in ("tfperf/__init__.py", "tfperf/pipelines.py", "tfperf/training.py", "tfperf/bench/worker.py",
-                 "tfperf/reports/html.py", "tfperf/cli.py"):
+    for part in ("tfperf/__init__.py", "tfperf/api/pipelines.py", "tfperf/runtime/training.py",
+                 "tfperf/measure/worker.py", "tfperf/render/html.py", "tfperf/builtins/pipelines.py", "tfperf/cli.py"):
         assert part in names
     entry_points = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py')[0]}.dist-info/entry_points.txt").decode()
     assert "tfperf = tfperf.cli:main" in entry_points

@@ -14,42 +14,17 @@ The public API, to declare scenarios that ``pytest bench --benchmark-only --tfpe
   ``--tfperf-data-service grpc://HOST:PORT``), in both processing modes, against the pipeline run locally;
 - :func:`multi_worker`: a model scenario trained under MultiWorkerMirroredStrategy by 1 and 2 trainer processes.
 
-The built-in scenarios (the repository's ``scenarios/``) are made with these same builders. Importing tfperf
-does not import TensorFlow until a builder is used.
+The built-in scenarios (:mod:`tfperf.builtins`) are made with these same builders. Importing tfperf does not
+import TensorFlow: the builders declare, :mod:`tfperf.runtime` builds what they declare.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from .api.base import AUTOTUNE, SIZES, Scenario, ScenarioError, Size, Unsupported, Variant, per_size
+from .api.distributed import multi_worker, service
+from .api.pipelines import Stages, dataset, pipeline
+from .api.training import model
+from .runtime.base import Runnable
 
-from .core import (
-    AUTOTUNE,
-    SIZES,
-    SUITE_VERSION,
-    Scenario,
-    ScenarioError,
-    Size,
-    Unsupported,
-    Variant,
-    per_size,
-)
-
-__all__ = ["AUTOTUNE", "SIZES", "SUITE_VERSION", "Scenario", "ScenarioError", "Size", "Stages", "Unsupported",
-           "Variant", "dataset", "model", "multi_worker", "per_size", "pipeline", "service"]
-
-
-def __getattr__(name: str) -> Any:
-    # The builders import TensorFlow: loaded on first use, so `tfperf report ...` stays light.
-    if name in ("pipeline", "dataset", "Stages"):
-        from . import pipelines
-
-        return getattr(pipelines, name)
-    if name == "model":
-        from . import training
-
-        return training.model
-    if name in ("service", "multi_worker"):
-        from . import distributed
-
-        return getattr(distributed, name)
-    raise AttributeError(f"module 'tfperf' has no attribute {name!r}")
+__all__ = ["AUTOTUNE", "SIZES", "Runnable", "Scenario", "ScenarioError", "Size", "Stages", "Unsupported", "Variant",
+           "dataset", "model", "multi_worker", "per_size", "pipeline", "service"]

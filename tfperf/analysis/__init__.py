@@ -1,0 +1,1 @@
+"""What a run says: intervals and tests, findings, tables, diagnoses from traces, the gate across runs."""

@@ -1,0 +1,155 @@
+"""Which scenarios a run holds: the built-ins, or the ones named with ``--tfperf-scenarios SPEC``.
+
+A SPEC is a module name (``my_pkg.bench``) or a path to a ``.py`` file (``bench_mine.py``), optionally followed
+by ``:attribute``. What it names (the attribute, else the module's ``SCENARIOS``, else every scenario at the
+module's top level) may be a scenario, a list or tuple of them, or a function returning either. Installed
+packages register more through the entry-point group ``tfperf.scenarios`` (each entry point names the same
+kinds of objects); they run beside the built-ins when no SPEC is given.
+
+Loading never stops at a bad SPEC: its one-line error is kept in :attr:`Registry.errors` (the bench turns it into
+one failed test) and the other scenarios still load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .base import Scenario, ScenarioError, first_line
+
+BUILTIN = "tfperf.builtins"  # the built-in scenarios: a module like any user's (SPEC `builtins` names it too)
+ENTRY_POINTS = "tfperf.scenarios"
+
+
+@dataclass
+class Registry:
+    specs: tuple[str, ...]  # what was asked for ((): the built-ins and the entry points)
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (spec, one-line cause)
+    origin: dict[str, str] = field(default_factory=dict)  # scenario name -> the spec it came from
+
+    def __getitem__(self, name: str) -> Scenario:
+        try:
+            return self.scenarios[name]
+        except KeyError:
+            raise KeyError(f"unknown scenario {name!r}; known: {', '.join(self.scenarios)}") from None
+
+    def values(self):
+        return self.scenarios.values()
+
+    def items(self):
+        return self.scenarios.items()
+
+    def add(self, spec: str, found: list[Scenario]) -> None:
+        for sc in found:
+            if sc.name in self.scenarios and self.scenarios[sc.name] is not sc:
+                self.errors.append((spec, f"scenario name {sc.name!r} is already taken (by "
+                                          f"{self.origin[sc.name]}); rename one of them"))
+                continue
+            self.scenarios[sc.name] = sc
+            self.origin[sc.name] = spec
+
+
+def _module_from_path(path: Path) -> Any:
+    resolved = str(path.resolve())
+    for module in list(sys.modules.values()):  # loaded already (by this name or another)
+        if getattr(module, "__file__", None) == resolved:  # a module object may lack __file__
+            return module
+    name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else \
+        "tfperf_user_" + "".join(c if c.isalnum() else "_" for c in resolved[:-3])
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # the file may import its neighbours
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _scenarios_in(obj: Any, where: str) -> list[Scenario]:
+    if callable(obj) and not isinstance(obj, Scenario):
+        obj = obj()
+    if isinstance(obj, Scenario):
+        return [obj]
+    if isinstance(obj, list | tuple) and obj and all(isinstance(o, Scenario) for o in obj):
+        return list(obj)
+    raise ScenarioError(f"{where} is {type(obj).__name__}, not a scenario or a list of scenarios")
+
+
+def resolve(spec: str) -> list[Scenario]:
+    """The scenarios a SPEC names, or a ScenarioError with the one-line cause."""
+    target, _, attr = spec.partition(":")
+    if target == "builtins":
+        target = BUILTIN
+    if target.endswith(".py") or "/" in target or target.startswith("."):
+        path = Path(target)
+        if not path.is_file():
+            raise ScenarioError(f"no such file: {target}")
+        loader = lambda: _module_from_path(path)  # noqa: E731
+    else:
+        if not target.replace(".", "").replace("_", "").isalnum():
+            raise ScenarioError(f"{target!r} is neither a module name nor a path to a .py file")
+
+        def loader() -> Any:
+            if os.getcwd() not in sys.path and "" not in sys.path:  # as `python -m` does: modules of the working dir
+                sys.path.insert(0, os.getcwd())
+            try:
+                return importlib.import_module(target)
+            except ModuleNotFoundError as exc:
+                if exc.name and target.startswith(exc.name):
+                    raise ScenarioError(f"no module named {target!r} (not importable from {Path.cwd()})") from None
+                raise
+    try:
+        module = loader()
+    except ScenarioError:
+        raise
+    except Exception as exc:
+        raise ScenarioError(f"importing {target} raised {first_line(exc)}") from exc
+    if attr:
+        if not hasattr(module, attr):
+            raise ScenarioError(f"{target} has no attribute {attr!r}")
+        return _scenarios_in(getattr(module, attr), f"{target}:{attr}")
+    if hasattr(module, "SCENARIOS"):
+        return _scenarios_in(module.SCENARIOS, f"{target}:SCENARIOS")
+    found = [v for v in vars(module).values() if isinstance(v, Scenario)]
+    if not found:
+        raise ScenarioError(f"{target} defines no scenario (no SCENARIOS list and no tfperf scenario at its top level)")
+    return found
+
+
+def load(specs: tuple[str, ...] | list[str] = ()) -> Registry:
+    """The registry for these SPECs (none: the built-ins, then every entry point of the group)."""
+    reg = Registry(tuple(specs))
+    if specs:
+        named = list(specs)
+    else:
+        named = [BUILTIN]
+    for spec in named:
+        try:
+            reg.add(spec, resolve(spec))
+        except ScenarioError as exc:
+            reg.errors.append((spec, str(exc)))
+        except Exception as exc:  # a scenario file that fails in its own code: one line, the rest load
+            reg.errors.append((spec, first_line(exc)))
+    if not specs:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
+            where = f"entry point {ep.name} ({ep.value})"
+            try:
+                reg.add(where, _scenarios_in(ep.load(), where))
+            except Exception as exc:
+                reg.errors.append((where, str(exc) if isinstance(exc, ScenarioError) else first_line(exc)))
+    return reg
+

@@ -1,0 +1,286 @@
+"""How a variant is timed, recorded and profiled. The suite's test stays one line and calls :meth:`Harness.measure`.
+
+Timing happens in worker processes (:mod:`tfperf.measure.worker`), never in this pytest process: ``--tfperf-processes N``
+workers start once each and stay up; when a test needs a block that is not yet measured, every worker measures
+that whole block in turn (variants, their baselines and bounds, and the null-pair twin interleaved round by
+round), then each variant's test turns its rounds from every process into its pytest-benchmark row: the rounds
+go into pytest-benchmark's own ``Stats`` (so ``stats`` and the JSON stay its format), the pairs, the
+calibration, the warm-up and the machine's load go into ``extra_info``. The profiling pass runs once, in the
+last worker, after each block's timed rounds.
+
+Results: after every variant, ``results/<run-id>/benchmarks.json`` is rewritten atomically (temp file and
+rename) from pytest-benchmark's own JSON hooks, so Ctrl-C keeps every row that finished. Variants that
+could not be measured (skipped, failed) cannot be pytest-benchmark rows (they have no stats); they are
+listed with the same ``extra_info`` under the top-level ``tfperf.unmeasured`` key. Null pairs (the run's
+resolution) are listed under ``tfperf.null_pairs``.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_benchmark.utils import safe_dumps
+
+from tfperf.api.base import Size
+from tfperf.api.registry import Registry
+from tfperf.results.store import atomic_write
+from tfperf.runtime.profiling import TracerLevels
+
+from . import rows
+from .block import plan
+from .pool import Worker, WorkerDied
+from .rows import SUITE_VERSION
+
+
+@dataclass
+class Settings:
+    size: Size
+    run_dir: Path
+    profile: bool
+    profile_steps: int
+    levels: TracerLevels
+    report: bool
+    processes: int = 1
+    rounds: int = 0  # timed rounds per process; 0: the size's
+    seed: int = 0
+    plugins: tuple[str, ...] = ()
+    specs: tuple[str, ...] = ()  # --tfperf-scenarios, as given (the workers load the same)
+    paths: tuple[str, ...] = ()  # import roots the workers need (the pytest rootdir, the working directory)
+
+
+@dataclass
+class Harness:
+    config: pytest.Config
+    settings: Settings
+    registry: Registry
+    unmeasured: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[Any] = field(default_factory=list)  # pytest-benchmark Metadata of complete rows
+    null_pairs: list[dict[str, Any]] = field(default_factory=list)
+    selection: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+    crashes: list[dict[str, Any]] = field(default_factory=list)  # worker processes that died, and where
+    _envelope: tuple[dict, dict] | None = None
+    _workers: list[Worker] = field(default_factory=list)
+    _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
+    _results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _scales: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    # ---- rows -------------------------------------------------------------------------------------
+    def select(self, selection: list[tuple[str, str]]) -> None:
+        """The variants this session will run (after -k and friends): the blocks are planned from them."""
+        self.selection = selection
+        for scenario_name, key, members in plan(selection, self.registry):
+            for variant_name, _, _ in members:
+                self._blocks[(scenario_name, variant_name)] = (scenario_name, key, members)
+
+    def measure(self, benchmark: Any, scenario_name: str, variant_name: str) -> None:
+        if not scenario_name:  # a SPEC that did not load: its one line, as a failed test
+            reason = dict(self.registry.errors).get(variant_name, "did not load")
+            benchmark._mode, benchmark.has_error = "tfperf: scenarios did not load", True
+            pytest.fail(f"tfperf: --tfperf-scenarios {variant_name}: {reason}", pytrace=False)
+        scenario = self.registry[scenario_name]
+        variant = scenario.variant(variant_name)
+        info = rows.base_info(scenario, variant, self.settings.size.name)
+        benchmark.extra_info.update(info)
+        label = f"{scenario.name}/{variant.name}"
+        try:
+            rec = self._record(scenario_name, variant_name)
+            if rec["status"] == "skipped":
+                self._unmeasured(benchmark, status="skipped", reason=rec["reason"])
+                pytest.skip(f"{label}: {rec['reason']}")
+            if rec["status"] != "ok":
+                raise RuntimeError(rec["reason"])
+            partners = {name: r for (sc_name, name), r in self._results.items() if sc_name == scenario.name}
+            rows.fill(benchmark, scenario, variant, rec, self.settings.size, partners)
+            if rec.get("profile"):
+                self.profiles.append(rec["profile"])
+            self.finished.append(benchmark.stats)
+        except pytest.skip.Exception:
+            raise
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        except Exception as exc:  # a variant that failed is recorded, and the run goes on
+            text = str(exc).strip()
+            message = text.splitlines()[0] if text else type(exc).__name__
+            if ":" not in message.split(" ")[0]:
+                message = message if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {message}"
+            benchmark.has_error = True
+            self._unmeasured(benchmark, status="failed", reason=message)
+            pytest.fail(f"{label} failed: {message}", pytrace=False)
+        finally:
+            self.write()
+
+    # ---- measuring through the workers -----------------------------------------------------------
+    def _record(self, scenario_name: str, variant_name: str) -> dict[str, Any]:
+        key = (scenario_name, variant_name)
+        if key not in self._results:
+            if key not in self._blocks:  # a test not seen at collection (should not happen): plan it alone
+                self.select([*self.selection, key])
+            self._measure_block(self._blocks[key])
+        return self._results[key]
+
+    def _measure_block(self, block: tuple[str, str, list]) -> None:
+        scenario_name, key, members = block
+        s = self.settings
+        while len(self._workers) < s.processes:
+            self._workers.append(Worker(len(self._workers), s))
+        order = list(range(s.processes))
+        random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
+        limit = self.registry[scenario_name].processes
+        rounds = s.rounds or s.size.rounds
+        if limit and limit < len(order):
+            # Timed by fewer processes than the run's: as many rounds in all as every other row gets (with 5
+            # rounds in one process, one slow round moved a distributed null pair by up to 35%).
+            rounds = math.ceil(rounds * len(order) / limit)
+            order = order[:limit]
+        profiler = order[-1]  # the last process to run the block profiles it, after its own timed rounds
+        replies: dict[int, dict[str, Any]] = {}
+        block_id = f"{scenario_name}/{key}"
+        error = None
+        try:
+            for p in order:
+                request = {"scenario": scenario_name, "block": key, "members": members, "size": s.size.name,
+                           "seed": f"{s.seed}/{p}/{block_id}", "scales": self._scales.get(block_id, {}),
+                           "process": p, "processes": s.processes, "run_dir": str(s.run_dir),
+                           "rounds": rounds,
+                           "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
+                           "levels": vars(s.levels)}
+                try:
+                    reply = self._workers[p].ask(request)
+                except WorkerDied as exc:
+                    # A crash is not a measurement: TensorFlow 2.21 has crashed (SIGSEGV) in
+                    # MultiDeviceIteratorGetNextFromShard under MirroredStrategy once in several runs here. The
+                    # block is measured again, once, in a fresh process; a second crash fails the block.
+                    self.crashes.append({"block": block_id, "process": p, "cause": str(exc)})
+                    self._workers[p].stop()
+                    self._workers[p] = Worker(p, s)
+                    reply = self._workers[p].ask(request)
+                replies[p] = reply
+                self._scales.setdefault(block_id, {
+                    m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
+        except WorkerDied as exc:
+            error = str(exc)
+            self._workers = [w if w.proc.poll() is None else Worker(w.index, s) for w in self._workers]
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop()
+            raise
+        records, null_pairs = rows.assemble(scenario_name, key, members, replies, error, len(order))
+        self._results.update({(scenario_name, name): rec for name, rec in records.items()})
+        self.null_pairs += null_pairs
+
+    def stop(self) -> None:
+        """Stop every worker process (also on failure and Ctrl-C)."""
+        for w in self._workers:
+            w.stop()
+        self._workers = []
+
+    def measure_report(self, benchmark: Any) -> None:
+        """Time `tfperf report build` on this run's own results and traces, in a child process, and record
+        the peak memory it reports for itself and its largest trace-converting worker. (Not this process's
+        RUSAGE_CHILDREN: ru_maxrss survives exec, so a child of this 1.6 GB process would report 1.6 GB.)"""
+        run_dir = self.settings.run_dir
+        benchmark.extra_info.update(scenario="report", variant="build", kind="report", group="report", description="tfperf report build RUN",
+                                    size=self.settings.size.name, suite_version=SUITE_VERSION, scenario_version="1",
+                                    tf_version=rows.tf_version(), knobs={"workers": 2}, status="running")
+        self.write()
+        out = run_dir / ".report-benchmark.html"
+        cmd = [sys.executable, "-m", "tfperf", "report", "build", str(run_dir), "--out", str(out), "--workers", "2"]
+
+        peaks: list[tuple[float, float]] = []
+
+        def build() -> None:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError((proc.stderr.strip().splitlines() or ["no output"])[-1])
+            found = re.search(r"report process (\d+) MB, largest worker (\d+) MB", proc.stdout)
+            if found:
+                peaks.append((float(found[1]), float(found[2])))
+
+        try:
+            # once: a cost figure, not a comparison (twice took 25 s of `default`'s 10 minutes)
+            benchmark.pedantic(build, rounds=1, warmup_rounds=0, iterations=1)
+            traces = [p for p in self.profiles if p.get("status") == "ok"]
+            median = benchmark.stats.stats.median
+            benchmark.extra_info.update(
+                status="ok", examples=len(traces), examples_per_sec=len(traces) / median, batch_size=1,
+                device="/CPU:0", tf_data_options={}, traces=len(traces),
+                trace_bytes=sum(int(p.get("trace_bytes", 0)) for p in traces))
+            if peaks:
+                own, worker = max(p[0] for p in peaks), max(p[1] for p in peaks)
+                # the report process plus two workers at their peaks: an upper bound of the memory in use
+                benchmark.extra_info.update(report_rss_mb=own, worker_rss_mb=worker, peak_rss_mb=own + 2 * worker)
+            self.finished.append(benchmark.stats)
+        except Exception as exc:
+            benchmark.has_error = True
+            self._unmeasured(benchmark, status="failed", reason=f"{type(exc).__name__}: {exc}")
+            pytest.fail(f"report/build failed: {exc}", pytrace=False)
+        finally:
+            out.unlink(missing_ok=True)
+            self.write()
+
+    def _unmeasured(self, benchmark: Any, status: str, reason: str) -> None:
+        benchmark._mode = benchmark._mode or "tfperf: not measured"
+        benchmark.extra_info.update(status=status, reason=reason)
+        self.unmeasured.append({"name": benchmark.name, "fullname": benchmark.fullname,
+                                "extra_info": dict(benchmark.extra_info)})
+
+    # ---- the results file -------------------------------------------------------------------------
+    def envelope(self) -> tuple[dict, dict]:
+        if self._envelope is None:
+            hook = self.config.hook
+            machine = self.config._benchmarksession.get_machine_info()  # type: ignore[attr-defined]
+            commit = hook.pytest_benchmark_generate_commit_info(config=self.config)
+            hook.pytest_benchmark_update_commit_info(config=self.config, commit_info=commit)
+            self._envelope = (machine, commit)
+        return self._envelope
+
+    def tfperf_section(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "schema": 1,
+            "run_id": s.run_dir.name,
+            "size": s.size.name,
+            "suite_version": SUITE_VERSION,
+            "scenario_versions": {name: sc.version for name, sc in self.registry.items()},
+            "scenarios": list(self.settings.specs) or ["(built-in)"],
+            "scenario_errors": [{"spec": spec, "reason": why} for spec, why in self.registry.errors],
+            "command": " ".join(["pytest", *sys.argv[1:]]),
+            "profiling": {"enabled": s.profile, "steps": s.profile_steps,
+                          "tracer_levels": vars(s.levels) if s.profile else None},
+            "processes": s.processes,
+            "rounds_per_process": s.rounds or s.size.rounds,
+            "min_round_s": s.size.min_round_s,
+            "seed": s.seed,
+            "selection": [f"{a}/{b}" for a, b in self.selection],
+            "interrupted": self.interrupted,
+            "unmeasured": self.unmeasured,
+            "profiles": self.profiles,
+            "null_pairs": self.null_pairs,
+            "worker_crashes": self.crashes,
+            "python": platform.python_version(),
+        }
+
+    def write(self) -> Path:
+        bs = self.config._benchmarksession  # type: ignore[attr-defined]
+        done = [b for b in bs.benchmarks if any(b is f for f in self.finished)]
+        machine, commit = self.envelope()
+        hook = self.config.hook
+        out = hook.pytest_benchmark_generate_json(config=self.config, benchmarks=done, include_data=True,
+                                                  machine_info=machine, commit_info=commit)
+        hook.pytest_benchmark_update_json(config=self.config, benchmarks=done, output_json=out)
+        out["tfperf"] = self.tfperf_section()
+        path = self.settings.run_dir / "benchmarks.json"
+        atomic_write(path, safe_dumps(out, ensure_ascii=True, indent=2))
+        return path
