@@ -45,7 +45,7 @@ def slowest_stage(self_ms: dict[str, float]) -> tuple[str, float] | None:
 
 
 def _speedup(row: Any) -> str | None:
-    if missing(getattr(row, "speedup", None)) or missing(getattr(row, "speedup_lo", None)):
+    if missing(row.speedup) or missing(row.speedup_lo):
         return None
     return f"{row.speedup:.2f}x {interval(row.speedup_lo, row.speedup_hi)} vs {text(row.baseline)}"
 
@@ -59,10 +59,10 @@ def diagnose(run: Run, figures: dict[str, dict]) -> list[dict[str, Any]]:
         row = rows.get(key)
         if row is None or "iterators" not in fig:
             continue
-        kind = text(getattr(row, "kind", ""))
+        kind = text(row.kind)
         share = float(fig["steps"].get("input_percent") or 0.0)
         if kind == "training":
-            source = text(getattr(row, "input_variant", ""))
+            source = text(row.input_variant)
             if "/" not in source or share < TRAINING_INPUT_BOUND:
                 continue
             input_scenario = source.split("/", 1)[0]

@@ -108,10 +108,10 @@ def _rounds(run: Run) -> Measured:
             continue
         examples = float(r.examples) if r.examples and not _nan(r.examples) else 1.0
         per = [t / examples for t in r.times]
-        process = list(getattr(r, "round_process", None) or [])
+        process = list(r.round_process or [])
         if len(process) != len(per):
             process = [0] * len(per)
-        group = getattr(r, "group", None)
+        group = r.group
         out[f"{r.scenario}/{r.variant}"] = (group if isinstance(group, str) and group else str(r.scenario), per,
                                             process)
     return out
@@ -131,8 +131,8 @@ def cpu_shares(runs: list[Run]) -> dict[str, float]:
     seen: dict[str, list[float]] = {}
     for run in runs:
         for r in run.frame.itertuples():
-            value = getattr(r, "process_cpu_per_s", None)
-            if r.status == "ok" and getattr(r, "kind", None) in IN_PROCESS and value is not None and not _nan(value):
+            value = r.process_cpu_per_s
+            if r.status == "ok" and r.kind in IN_PROCESS and value is not None and not _nan(value):
                 seen.setdefault(f"{r.scenario}/{r.variant}", []).append(min(1.0, max(0.0, float(value))))
     return {name: float(np.mean(v)) for name, v in seen.items()}
 

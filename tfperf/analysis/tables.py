@@ -44,10 +44,10 @@ def _per_example(row) -> list[float]:
 
 def _paired(r, prefix: str) -> tuple[float, float, float] | None:
     """A paired figure the run recorded (measured in interleaved rounds), or None for older results files."""
-    value: Any = getattr(r, prefix, None)
-    if missing(value):
+    row = r._asdict()
+    if missing(row[prefix]):
         return None
-    return float(value), float(getattr(r, prefix + "_lo")), float(getattr(r, prefix + "_hi"))
+    return float(row[prefix]), float(row[prefix + "_lo"]), float(row[prefix + "_hi"])
 
 
 def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
@@ -55,18 +55,18 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
     by_variant = {r.variant: r for r in frame.itertuples()}
     rows = []
     for r in frame.itertuples():
-        reasons = getattr(r, "unstable_reasons", None)
-        row = {"variant": r.variant, "description": text(getattr(r, "description", "")),
-               "device": text(getattr(r, "device", "")),
+        reasons = r.unstable_reasons
+        row = {"variant": r.variant, "description": text(r.description), "device": text(r.device),
                "examples_per_sec": r.examples_per_sec, "median_s": r.median_s,
                "rounds": r.rounds, "baseline": text(r.baseline), "speedup": float("nan"),
                "speedup_lo": float("nan"), "speedup_hi": float("nan"), "paired": False,
-               "cv": getattr(r, "cv", float("nan")), "warmup_s": getattr(r, "warmup_s", float("nan")),
-               "unstable": bool(getattr(r, "unstable", False) is True),
+               "cv": float("nan") if missing(r.cv) else r.cv,
+               "warmup_s": float("nan") if missing(r.warmup_s) else r.warmup_s,
+               "unstable": r.unstable is True,
                "unstable_reasons": "; ".join(reasons) if isinstance(reasons, list) else ""}
         for key in ("workers", "mode", "dispatcher", "allreduce_share", "job_start_s", "cpu_cores_busy",
                     "client_cpu_us_per_example", "cluster_cpu_us_per_example"):  # distributed rows
-            value = getattr(r, key, None)
+            value = r._asdict()[key]
             if not missing(value):
                 row[key] = value
         efficiency = _paired(r, "scaling_efficiency")
@@ -81,7 +81,7 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
             # an older results file: time per example of the baseline over this one's, two medians apart
             s, lo, hi = ratio_interval(_per_example(base), _per_example(r))
             row.update(speedup=s, speedup_lo=lo, speedup_hi=hi)
-        if text(getattr(r, "bound_variant", None)):
+        if text(r.bound_variant):
             bound = by_variant.get(text(r.bound_variant)) if text(r.bound_variant) else None
             row["bound_examples_per_sec"] = bound.examples_per_sec if bound is not None else float("nan")
             row["bound_variant"] = text(r.bound_variant)
@@ -195,12 +195,13 @@ def findings(run: Run) -> list[str]:
             elif reading in ("faster", "slower"):
                 out.append(f"{scenario}: {r.variant} is {r.speedup:.2f}x "
                            f"{interval(r.speedup_lo, r.speedup_hi)} the speed of {r.baseline}"
-                           + (f" ({r.description})" if r.description else "") + _efficiency(r) + ".")
+                           + (f" ({r.description})" if r.description else "") + _efficiency(r._asdict()) + ".")
             elif reading:
                 unresolved.append(f"{r.variant} vs {r.baseline}")
-            overhead = getattr(r, "input_overhead", float("nan"))
-            if not missing(overhead) and not missing(getattr(r, "overhead_lo", None)) and r.overhead_lo > 0:
-                bound = text(getattr(r, "bound_variant", ""))
+            cells = r._asdict()  # a table's columns depend on its kind: training tables have the bound's
+            overhead, overhead_lo = cells.get("input_overhead"), cells.get("overhead_lo")
+            if not missing(overhead) and not missing(overhead_lo) and overhead_lo > 0:
+                bound = text(cells.get("bound_variant"))
                 out.append(f"{scenario}: {r.variant} takes {100 * overhead:.0f}% "
                            f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:.0f}%')} longer than its "
                            f"compute-only bound {bound}.")
@@ -212,12 +213,13 @@ def findings(run: Run) -> list[str]:
     return out
 
 
-def _efficiency(r: Any) -> str:
-    """', scaling efficiency 95% [90%, 99%]' for a row measured against fewer workers, else ''."""
-    eff = getattr(r, "scaling_efficiency", None)
+def _efficiency(cells: dict[str, Any]) -> str:
+    """', scaling efficiency 95% [90%, 99%]' for a table row (its cells) measured against fewer workers, else ''
+    (only tables of distributed scenarios have these columns)."""
+    eff = cells.get("scaling_efficiency")
     if eff is None or missing(eff):
         return ""
-    lo, hi = getattr(r, "scaling_efficiency_lo", None), getattr(r, "scaling_efficiency_hi", None)
+    lo, hi = cells.get("scaling_efficiency_lo"), cells.get("scaling_efficiency_hi")
     band = "" if lo is None or hi is None or missing(lo) or missing(hi) else \
         " " + interval(100 * lo, 100 * hi, "{:.0f}%")
     return f", scaling efficiency {100 * eff:.0f}%{band}"

@@ -32,6 +32,7 @@ from pytest_benchmark.utils import safe_dumps
 
 from tfperf.api.base import Size
 from tfperf.api.registry import Registry
+from tfperf.results import schema
 from tfperf.results.store import atomic_write
 from tfperf.runtime.profiling import TracerLevels
 
@@ -248,29 +249,28 @@ class Harness:
 
     def tfperf_section(self) -> dict[str, Any]:
         s = self.settings
-        return {
-            "schema": 1,
-            "run_id": s.run_dir.name,
-            "size": s.size.name,
-            "suite_version": SUITE_VERSION,
-            "scenario_versions": {name: sc.version for name, sc in self.registry.items()},
-            "scenarios": list(self.settings.specs) or ["(built-in)"],
-            "scenario_errors": [{"spec": spec, "reason": why} for spec, why in self.registry.errors],
-            "command": " ".join(["pytest", *sys.argv[1:]]),
-            "profiling": {"enabled": s.profile, "steps": s.profile_steps,
-                          "tracer_levels": vars(s.levels) if s.profile else None},
-            "processes": s.processes,
-            "rounds_per_process": s.rounds or s.size.rounds,
-            "min_round_s": s.size.min_round_s,
-            "seed": s.seed,
-            "selection": [f"{a}/{b}" for a, b in self.selection],
-            "interrupted": self.interrupted,
-            "unmeasured": self.unmeasured,
-            "profiles": self.profiles,
-            "null_pairs": self.null_pairs,
-            "worker_crashes": self.crashes,
-            "python": platform.python_version(),
-        }
+        return schema.section(
+            run_id=s.run_dir.name,
+            size=s.size.name,
+            suite_version=SUITE_VERSION,
+            scenario_versions={name: sc.version for name, sc in self.registry.items()},
+            scenarios=list(self.settings.specs) or ["(built-in)"],
+            scenario_errors=[{"spec": spec, "reason": why} for spec, why in self.registry.errors],
+            command=" ".join(["pytest", *sys.argv[1:]]),
+            profiling={"enabled": s.profile, "steps": s.profile_steps,
+                       "tracer_levels": vars(s.levels) if s.profile else None},
+            processes=s.processes,
+            rounds_per_process=s.rounds or s.size.rounds,
+            min_round_s=s.size.min_round_s,
+            seed=s.seed,
+            selection=[f"{a}/{b}" for a, b in self.selection],
+            interrupted=self.interrupted,
+            unmeasured=self.unmeasured,
+            profiles=self.profiles,
+            null_pairs=self.null_pairs,
+            worker_crashes=self.crashes,
+            python=platform.python_version(),
+        )
 
     def write(self) -> Path:
         bs = self.config._benchmarksession  # type: ignore[attr-defined]

@@ -140,7 +140,8 @@ def _scaling(page: Page, scenario: str, t) -> None:
 
 
 def _cpu_split(r: Any) -> str:
-    client, cluster = getattr(r, "client_cpu_us_per_example", None), getattr(r, "cluster_cpu_us_per_example", None)
+    cells = r._asdict()  # a distributed table's columns: only some kinds record the cluster's CPU
+    client, cluster = cells.get("client_cpu_us_per_example"), cells.get("cluster_cpu_us_per_example")
     if tables.missing(client) or tables.missing(cluster):
         return ""
     return f"{client:,.0f} + {cluster:,.0f}"
@@ -172,15 +173,16 @@ def _speedups(page: Page, scenario: str, t) -> None:
                     number(100 * r.input_overhead, "{:+.0f}%"),
                     esc(tables.interval(100 * r.overhead_lo, 100 * r.overhead_hi, "{:+.0f}%"))]
         if distributed:
-            eff = getattr(r, "scaling_efficiency", float("nan"))
-            where = " ".join(tables.text(x) for x in (getattr(r, "mode", ""), getattr(r, "dispatcher", "")) if tables.text(x))
+            cells = r._asdict()  # a distributed table: its columns depend on what its variants recorded
+            eff = cells.get("scaling_efficiency", float("nan"))
+            where = " ".join(tables.text(cells.get(k)) for k in ("mode", "dispatcher") if tables.text(cells.get(k)))
             row += [esc(tables.text(r.workers)), esc(where),
                     number(None if tables.missing(eff) else 100 * eff, "{:.0f}%"),
                     esc("" if tables.missing(eff) else tables.interval(100 * r.scaling_efficiency_lo,
                                                                         100 * r.scaling_efficiency_hi, "{:.0f}%")),
-                    number(getattr(r, "cpu_cores_busy", None), "{:.2f}"),
+                    number(cells.get("cpu_cores_busy"), "{:.2f}"),
                     esc(_cpu_split(r)),
-                    number(None if tables.missing(getattr(r, "allreduce_share", None)) else 100 * r.allreduce_share,
+                    number(None if tables.missing(cells.get("allreduce_share")) else 100 * cells["allreduce_share"],
                            "{:.0f}%")]
         rows.append(row)
     page.add(f"<p>Best: <b>{esc(str(best))}</b>. Speedup = baseline's time per example over this variant's, "
