@@ -442,7 +442,6 @@ def test_diagnosis_names_the_slowest_stage_and_quotes_what_the_run_measured(fixt
 
 
 def test_a_scaling_efficiency_without_its_interval_is_still_shown():
-    from types import SimpleNamespace
 
     row = dict(scaling_efficiency=0.95, scaling_efficiency_lo=0.9, scaling_efficiency_hi=0.99)
     assert tables._efficiency(row) == ", scaling efficiency 95% [90%, 99%]"
