@@ -10,7 +10,7 @@ import pytest
 from tfperf.analysis import gate as compare
 from tfperf.analysis import tables
 from tfperf.cli import main as cli_main
-from tfperf.render import html
+from tfperf.render import compare_page, html
 from tfperf.results.store import ReportError, load_run
 
 from .conftest import REPO
@@ -316,7 +316,7 @@ def test_compare_takes_noise_from_processes_and_several_runs(fixture_run, tmp_pa
     found = compare.findings(c)
     assert found[0].startswith("light/naive regressed: +10.0% time per example [") and len(found) == 2
     assert found[1] == compare.ONE_RUN_CAVEAT  # a flag from one run a side says what it cannot see
-    assert "id='findings'" in compare.format_html(c) and "light/naive regressed" in compare.format_html(c)
+    assert 'id="findings"' in compare_page.format_html(c) and "light/naive regressed" in compare_page.format_html(c)
     # several runs a side: BASE... -- NEW...
     assert main(["compare", str(base), str(same), "--", str(slow), str(slow)]) == 1
     out = capsys.readouterr().out

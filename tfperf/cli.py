@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tfperf.analysis import gate as cmp
 from tfperf.analysis import tables
-from tfperf.render import html
+from tfperf.render import compare_page, html
 from tfperf.results.store import ReportError, atomic_write, load_run
 
 
@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
                 raise ReportError(f"--alpha must be above 0 and below 1, got {args.alpha}")
             comparison = cmp.compare([load_run(p) for p in base_paths], [load_run(p) for p in new_paths],
                                      threshold=threshold, per_benchmark=_thresholds(args.threshold_for), alpha=alpha)
-            print(cmp.format_text(comparison))
+            print(compare_page.format_text(comparison))
             if args.html:
-                atomic_write(args.html, cmp.format_html(comparison))
+                atomic_write(args.html, compare_page.format_html(comparison))
                 print(f"tfperf: comparison page {args.html}")
             return comparison.exit_code
     except ReportError as exc:

@@ -42,18 +42,16 @@ Exit status: 0 nothing flagged; 1 a flagged regression; 2 not comparable or bad 
 from __future__ import annotations
 
 import fnmatch
-import html
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from tfperf.results.store import Run
 
-from .stats import differ_p, ratio_interval
-from .tables import interval, number
+from .levels import Measured, block_levels, cpu_shares, rounds_of
+from .stats import judge, unit_variance
+from .tables import interval
 
 
 @dataclass
@@ -97,106 +95,6 @@ def _versions(run: Run) -> dict[str, object]:
             "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
 
 
-Measured = dict[str, tuple[str, list[float], list[int]]]  # benchmark -> (block, rounds per example, processes)
-
-
-def _rounds(run: Run) -> Measured:
-    """Each measured benchmark of a run: (its block, its rounds as seconds per example, each round's process)."""
-    out = {}
-    for r in run.frame.itertuples():
-        if r.status != "ok":
-            continue
-        examples = float(r.examples) if r.examples and not _nan(r.examples) else 1.0
-        per = [t / examples for t in r.times]
-        process = list(r.round_process or [])
-        if len(process) != len(per):
-            process = [0] * len(per)
-        group = r.group
-        out[f"{r.scenario}/{r.variant}"] = (group if isinstance(group, str) and group else str(r.scenario), per,
-                                            process)
-    return out
-
-
-MIN_BLOCK = 3  # a block's level is the median of its members: with fewer, one member's change moves it
-CPU_SPREAD = 0.3  # members' CPU shares must span this much before the level is taken as a line in the share
-MIN_LINE = 5  # and a line needs this many members, so that one member's own change cannot carry its slope
-IN_PROCESS = ("pipeline", "dataset")  # kinds whose work all runs in the measuring process (its CPU time sees it)
-
-
-def cpu_shares(runs: list[Run]) -> dict[str, float]:
-    """How CPU-bound each in-process benchmark is, from its rows' `process_cpu_per_s` (cores the measuring process
-    kept busy during its rounds), capped at 1 (a pipeline keeping one core busy or two is bound by the CPU either
-    way) and averaged over the runs. Kinds whose work runs in other processes (a tf.data service, trainers) are
-    left out: their measuring process's CPU does not show their work."""
-    seen: dict[str, list[float]] = {}
-    for run in runs:
-        for r in run.frame.itertuples():
-            value = r.process_cpu_per_s
-            if r.status == "ok" and r.kind in IN_PROCESS and value is not None and not _nan(value):
-                seen.setdefault(f"{r.scenario}/{r.variant}", []).append(min(1.0, max(0.0, float(value))))
-    return {name: float(np.mean(v)) for name, v in seen.items()}
-
-
-def _line(dev: np.ndarray, share: np.ndarray | None) -> np.ndarray:
-    """The level to take out of each member's round (members x rounds), given the members' deviations there.
-
-    Without CPU shares, or where they span less than CPU_SPREAD, it is one level per round: the median over the
-    members. Otherwise a change of the machine's CPU speed moves a member in proportion to how CPU-bound it is
-    (measured, `latency` n7 -> n8, same code: `parallel_32` and `cache`, one core busy, -14% in absolute time;
-    `naive`, mostly waiting, -4%), so the level is a line in the share: its slope, the Theil-Sen median of the
-    pairwise slopes of the members' median deviations over their shares (a benchmark's own change is one member
-    among them and does not carry it), and each round's intercept, the median over members of what the slope leaves."""
-    if share is None or len(share) < MIN_LINE or float(share.max() - share.min()) < CPU_SPREAD:
-        return np.tile(np.median(dev, axis=0), (dev.shape[0], 1))
-    med = np.median(dev, axis=1)
-    n = len(share)
-    slopes = [(med[a] - med[b]) / (share[a] - share[b]) for a in range(n) for b in range(a + 1, n)
-              if abs(share[a] - share[b]) >= CPU_SPREAD / 2]
-    slope = float(np.median(slopes)) if slopes else 0.0
-    intercept = np.median(dev - slope * share[:, None], axis=0)
-    return intercept[None, :] + slope * share[:, None]
-
-
-def block_levels(per_run: dict[int, Measured], shares: dict[str, float] | None = None
-                 ) -> tuple[dict[int, dict[str, list[float]]], dict[int, dict[str, list[float]]]]:
-    """Take out of every round the level of the whole block it ran in, so that what is left is each benchmark's
-    time *relative to the benchmarks measured in the same rounds*.
-
-    A block's rounds run every member within the same few seconds, so a change of the machine's speed between
-    runs (measured: a whole block 4-12% faster in one run than in the run before, same code) moves all of them
-    together. For round i of a run, each member's deviation from its own mean log time over all the runs given
-    is taken; the round's level is the median of those deviations over the block's members; and each member's
-    round is divided by it. A change of one benchmark then stays its own (the median ignores it), and a change of
-    the machine cancels. Where `shares` (see `cpu_shares`) gives every member of a block and they differ, the
-    level is a line in the share instead (see `_line`): a wait-bound member moves less with the CPU than a
-    CPU-bound one. Takes each run's `_rounds`, by the run's id(); returns (relative rounds by run and benchmark,
-    each block's level by run and block, as a factor per round, at the members' median share). Blocks with fewer
-    than MIN_BLOCK members, or whose rounds do not line up, are left out (judged on absolute times)."""
-    logs: dict[str, list[float]] = {}
-    for rounds in per_run.values():
-        for name, (_, per, _) in rounds.items():
-            logs.setdefault(name, []).extend(math.log(t) for t in per if t > 0)
-    centre = {name: float(np.mean(v)) for name, v in logs.items() if v}
-    relative: dict[int, dict[str, list[float]]] = {}
-    levels: dict[int, dict[str, list[float]]] = {}
-    for run_id, rounds in per_run.items():
-        blocks: dict[str, list[str]] = {}
-        for name, (group, _, _) in rounds.items():
-            blocks.setdefault(group, []).append(name)
-        for group, names in blocks.items():
-            n = {len(rounds[m][1]) for m in names}
-            if len(names) < MIN_BLOCK or len(n) != 1 or any(t <= 0 for m in names for t in rounds[m][1]):
-                continue
-            dev = np.array([[math.log(t) - centre[m] for t in rounds[m][1]] for m in names])
-            share = np.array([shares[m] for m in names]) if shares and all(m in shares for m in names) else None
-            line = _line(dev, share)
-            level = np.exp(np.median(line, axis=0))
-            levels.setdefault(run_id, {})[group] = [float(x) for x in level]
-            for m, own in zip(names, np.exp(line), strict=True):
-                relative.setdefault(run_id, {})[m] = [float(t / f) for t, f in zip(rounds[m][1], own, strict=True)]
-    return relative, levels
-
-
 def _units(runs: list[Run], name: str, per_run: dict[int, Measured],
            values: dict[int, dict[str, list[float]]] | None = None) -> tuple[list[float], list[float]]:
     """(unit values, all rounds) of one benchmark over a side's runs, as seconds per example (or, given `values`,
@@ -214,66 +112,6 @@ def _units(runs: list[Run], name: str, per_run: dict[int, Measured],
         for p in sorted(set(process)):
             units.append(float(np.median([t for t, q in zip(per, process, strict=True) if q == p])))
     return units, rounds
-
-
-def _nan(x: object) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def rank_test_reach(n: int, m: int) -> float:
-    """The smallest two-sided p a Mann-Whitney U test can give with n and m rounds."""
-    if n < 1 or m < 1:
-        return 1.0
-    return 2.0 / math.comb(n + m, n)
-
-
-def unit_variance(base_units: list[float], new_units: list[float]) -> tuple[float, int]:
-    """Variance of log unit values within each side (each side around its own mean: a real change between the
-    sides does not enter it), pooled over both sides, and its degrees of freedom."""
-    ss, df = 0.0, 0
-    for units in (base_units, new_units):
-        if len(units) >= 2:
-            logs = np.log(units)
-            ss += float(((logs - logs.mean()) ** 2).sum())
-            df += len(units) - 1
-    return (ss / df if df else float("nan")), df
-
-
-def judge(base_units: list[float], base_rounds: list[float], new_units: list[float], new_rounds: list[float],
-          alpha: float, pooled: tuple[float, int] | None = None,
-          instance: tuple[float, int] | None = None) -> dict[str, object]:
-    """Change (fraction), its 95% interval, p, the detection limit, and which test was used. `pooled` is the
-    block's pooled unit variance and its degrees of freedom: the benchmark uses the larger of its own and that
-    (its own two or three processes alone say little about their spread). `instance` is one variant instance's
-    variance and its degrees of freedom, from the null pairs (see `instance_variance`): another estimate of the
-    same unit variance, pooled in by its degrees of freedom."""
-    if len(base_units) >= 2 and len(new_units) >= 2:
-        own, own_df = unit_variance(base_units, new_units)
-        var, df = own, own_df
-        if pooled is not None and pooled[1] > own_df and not math.isnan(pooled[0]):
-            var, df = max(own, pooled[0]), pooled[1]
-        if instance is not None and not math.isnan(instance[0]):
-            # Both estimate one unit's variance once the block's level is out of every round: the units' spread
-            # and the twin's from its anchor in the same process (instance and rounds alike). Pooled by degrees of
-            # freedom, not the larger of the two: the larger of two noisy estimates is biased up, and the null
-            # pair's, from a handful of processes, had set every limit of its block (measured below, README).
-            var, df = (var * df + instance[0] * instance[1]) / (df + instance[1]), df + instance[1]
-        a, b = np.log(new_units), np.log(base_units)
-        diff = float(a.mean() - b.mean())
-        se = math.sqrt(var * (1 / len(a) + 1 / len(b))) or 1e-12
-        q = float(sps.t.ppf(0.975, df))
-        p = float(2 * sps.t.sf(abs(diff) / se, df))
-        change, lo, hi = math.expm1(diff), math.expm1(diff - q * se), math.expm1(diff + q * se)
-        return {"change": change, "lo": lo, "hi": hi, "p": p, "limit": math.expm1(q * se),
-                "test": f"t over {len(new_units)}+{len(base_units)} processes ({df} df)", "test_can_reach": True}
-    ratio, lo, hi = ratio_interval(new_rounds, base_rounds)
-    p = differ_p(new_rounds, base_rounds)
-    reach = rank_test_reach(len(new_rounds), len(base_rounds)) < alpha
-    limit = (hi - lo) / 2 if not (_nan(lo) or _nan(hi)) else float("nan")
-    test = "rank test over rounds" if reach else f"interval only (the rank test cannot reach p < {alpha:g} " \
-        f"with {len(new_rounds)}+{len(base_rounds)} rounds)"
-    return {"change": ratio - 1, "lo": lo - 1, "hi": hi - 1, "p": p, "limit": limit, "test": test,
-            "test_can_reach": reach}
 
 
 def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
@@ -322,7 +160,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     every = sorted(b_names | n_names)
     patterns = per_benchmark or {}
     unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
-    per_run = {id(run): _rounds(run) for run in bases + news}
+    per_run = {id(run): rounds_of(run) for run in bases + news}
     block_of = {name: group for measured in per_run.values() for name, (group, _, _) in measured.items()}
     relative, levels = block_levels(per_run, cpu_shares(bases + news))
 
@@ -447,7 +285,7 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
     return rows
 
 
-def _interval(lo: float, hi: float) -> str:
+def interval_text(lo: float, hi: float) -> str:
     return interval(100 * lo, 100 * hi, "{:+.1f}%")
 
 
@@ -475,7 +313,7 @@ def findings(c: Comparison) -> list[str]:
         out.append("these runs are not comparable: " + "; ".join(c.incomparable))
     for flag, verb in (("regression", "regressed"), ("improvement", "improved")):
         for r in c.rows[c.rows["flag"] == flag].itertuples():
-            out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {_interval(r.lo, r.hi)} "
+            out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {interval_text(r.lo, r.hi)} "
                        f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)")
     if c.rows["flag"].isin(FLAGS).any() and len(c.base) == 1 and len(c.new) == 1:
         out.append(ONE_RUN_CAVEAT)
@@ -488,7 +326,7 @@ def findings(c: Comparison) -> list[str]:
     if len(alone):
         out.append("moved beyond the threshold in absolute time, with no block to take the machine's drift out, which "
                    "one run a side cannot tell from that drift (give several runs a side): "
-                   + ", ".join(f"{r.benchmark} {100 * r.change:+.1f}% {_interval(r.lo, r.hi)}"
+                   + ", ".join(f"{r.benchmark} {100 * r.change:+.1f}% {interval_text(r.lo, r.hi)}"
                                for r in alone.itertuples()))
     noise = c.rows[c.rows["flag"] == "noise"]
     if len(noise):
@@ -503,57 +341,3 @@ def findings(c: Comparison) -> list[str]:
         out.append("no benchmark changed beyond its threshold and detection limit"
                    + (f" (median detection limit {100 * limits.median():.1f}%)" if len(limits) else ""))
     return out
-
-
-def format_text(c: Comparison) -> str:
-    lines = [f"base {c.base_label}  ->  new {c.new_label}"]
-    lines += ["findings:", *[f"- {f}" for f in findings(c)]]
-    lines += [f"NOT COMPARABLE: {w}" for w in c.incomparable]
-    lines += summary_lines(c)
-    lines.append("change: time per example relative to the benchmarks measured in the same rounds (the block's "
-                 "level, shown in its own row, taken out); absolute: new over base, as measured")
-    lines.append(f"{'benchmark':48s} {'base us/ex':>10s} {'new us/ex':>10s} {'absolute':>8s} {'change':>8s} "
-                 f"{'95% interval':>18s} {'limit':>6s} {'p':>6s}  flag")
-    for r in c.rows.itertuples():
-        lines.append(f"{r.benchmark[:48]:48s} {number(1e6 * r.base_s, '{:10.2f}'):>10s} "
-                     f"{number(1e6 * r.new_s, '{:10.2f}'):>10s} {number(100 * r.absolute_change, '{:+7.1f}%'):>8s} "
-                     f"{number(100 * r.change, '{:+7.1f}%'):>8s} "
-                     f"{_interval(r.lo, r.hi):>18s} {number(100 * r.limit, '{:5.1f}%'):>6s} "
-                     f"{number(r.p, '{:6.3f}'):>6s}  {r.flag}")
-    flagged = c.rows[c.rows["flag"].isin(FLAGS)]
-    lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
-                 f"flagged of {len(c.rows)} benchmarks")
-    return "\n".join(lines)
-
-
-def format_html(c: Comparison) -> str:
-    esc = html.escape
-    colour = {"regression": "#f8d7da", "improvement": "#d4edda", "not comparable": "#fff3cd"}
-    body = [f"<h1>tfperf compare: {esc(c.base_label)} &rarr; {esc(c.new_label)}</h1>"]
-    body.append("<section id='findings'><h2>Findings</h2><ul>"
-                + "".join(f"<li>{esc(f)}</li>" for f in findings(c)) + "</ul></section>")
-    for w in c.incomparable:
-        body.append(f"<p style='background:#fff3cd;padding:6px'><b>Not comparable:</b> {esc(w)}</p>")
-    body += [f"<p>{esc(line)}</p>" for line in summary_lines(c)]
-    body.append("<table><tr><th>benchmark</th><th>base (us/example)</th><th>new (us/example)</th>"
-                "<th>absolute change</th><th>change relative to its block</th>"
-                "<th>95% interval</th><th>detection limit</th><th>p</th><th>test</th><th>threshold</th>"
-                "<th>flag</th></tr>")
-    for r in c.rows.itertuples():
-        style = f" style='background:{colour[r.flag]}'" if r.flag in colour else ""
-        body.append(f"<tr{style}><td>{esc(r.benchmark)}</td><td>{number(1e6 * r.base_s, '{:.2f}')}</td>"
-                    f"<td>{number(1e6 * r.new_s, '{:.2f}')}</td><td>{number(r.absolute_change * 100, '{:+.1f}%')}</td>"
-                    f"<td>{number(r.change * 100, '{:+.1f}%')}</td>"
-                    f"<td>{_interval(r.lo, r.hi)}</td><td>{number(100 * r.limit, '{:.1f}%')}</td>"
-                    f"<td>{number(r.p, '{:.3f}')}</td><td>{esc(str(r.test))}</td><td>{100 * r.threshold:.0f}%</td>"
-                    f"<td>{esc(r.flag)}</td></tr>")
-    body.append("</table><p>A change is flagged only when it exceeds its threshold, its whole 95% interval lies "
-                "beyond the threshold, and its test (where the test can reach significance) gives p &lt; alpha. "
-                "Noise comes from each benchmark's own repetition: processes and runs where there are two or "
-                "more a side, else rounds. With one run a side, a whole block's move and the change of a benchmark "
-                "judged on its absolute time (no block to compare it with) are shown, not flagged: the processes "
-                "of one run cannot see the machine's drift between runs.</p>")
-    css = "body{font-family:system-ui,sans-serif;margin:24px} td,th{border:1px solid #ccc;padding:3px 6px}" \
-          " table{border-collapse:collapse;font-size:.85em} td:first-child,th:first-child{text-align:left}"
-    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tfperf compare</title><style>{css}</style>" \
-           f"</head><body>{''.join(body)}</body></html>"

@@ -9,9 +9,11 @@ never reach 0.05, so smoke-size runs never flag.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats as sps
 from scipy.stats import mannwhitneyu
 
 BOOTSTRAP = 2000
@@ -102,3 +104,61 @@ def physics_check(more_work: bool, vs_baseline: tuple[float, float, float] | Non
         reasons.append(f"measured {vs_bound[0]:.2f}x faster than its compute-only bound "
                        f"[{vs_bound[1]:.2f}, {vs_bound[2]:.2f}]")
     return reasons
+
+
+# ---- run against run ----------------------------------------------------------------------------------
+
+def rank_test_reach(n: int, m: int) -> float:
+    """The smallest two-sided p a Mann-Whitney U test can give with n and m rounds."""
+    if n < 1 or m < 1:
+        return 1.0
+    return 2.0 / math.comb(n + m, n)
+
+
+def unit_variance(base_units: list[float], new_units: list[float]) -> tuple[float, int]:
+    """Variance of log unit values within each side (each side around its own mean: a real change between the
+    sides does not enter it), pooled over both sides, and its degrees of freedom."""
+    ss, df = 0.0, 0
+    for units in (base_units, new_units):
+        if len(units) >= 2:
+            logs = np.log(units)
+            ss += float(((logs - logs.mean()) ** 2).sum())
+            df += len(units) - 1
+    return (ss / df if df else float("nan")), df
+
+
+def judge(base_units: list[float], base_rounds: list[float], new_units: list[float], new_rounds: list[float],
+          alpha: float, pooled: tuple[float, int] | None = None,
+          instance: tuple[float, int] | None = None) -> dict[str, object]:
+    """Change (fraction), its 95% interval, p, the detection limit, and which test was used. `pooled` is the
+    block's pooled unit variance and its degrees of freedom: the benchmark uses the larger of its own and that
+    (its own two or three processes alone say little about their spread). `instance` is one variant instance's
+    variance and its degrees of freedom, from the null pairs (see `instance_variance`): another estimate of the
+    same unit variance, pooled in by its degrees of freedom."""
+    if len(base_units) >= 2 and len(new_units) >= 2:
+        own, own_df = unit_variance(base_units, new_units)
+        var, df = own, own_df
+        if pooled is not None and pooled[1] > own_df and not math.isnan(pooled[0]):
+            var, df = max(own, pooled[0]), pooled[1]
+        if instance is not None and not math.isnan(instance[0]):
+            # Both estimate one unit's variance once the block's level is out of every round: the units' spread
+            # and the twin's from its anchor in the same process (instance and rounds alike). Pooled by degrees of
+            # freedom, not the larger of the two: the larger of two noisy estimates is biased up, and the null
+            # pair's, from a handful of processes, had set every limit of its block (measured below, README).
+            var, df = (var * df + instance[0] * instance[1]) / (df + instance[1]), df + instance[1]
+        a, b = np.log(new_units), np.log(base_units)
+        diff = float(a.mean() - b.mean())
+        se = math.sqrt(var * (1 / len(a) + 1 / len(b))) or 1e-12
+        q = float(sps.t.ppf(0.975, df))
+        p = float(2 * sps.t.sf(abs(diff) / se, df))
+        change, lo, hi = math.expm1(diff), math.expm1(diff - q * se), math.expm1(diff + q * se)
+        return {"change": change, "lo": lo, "hi": hi, "p": p, "limit": math.expm1(q * se),
+                "test": f"t over {len(new_units)}+{len(base_units)} processes ({df} df)", "test_can_reach": True}
+    ratio, lo, hi = ratio_interval(new_rounds, base_rounds)
+    p = differ_p(new_rounds, base_rounds)
+    reach = rank_test_reach(len(new_rounds), len(base_rounds)) < alpha
+    limit = (hi - lo) / 2 if not (math.isnan(lo) or math.isnan(hi)) else float("nan")
+    test = "rank test over rounds" if reach else f"interval only (the rank test cannot reach p < {alpha:g} " \
+        f"with {len(new_rounds)}+{len(base_rounds)} rounds)"
+    return {"change": ratio - 1, "lo": lo - 1, "hi": hi - 1, "p": p, "limit": limit, "test": test,
+            "test_can_reach": reach}

@@ -30,32 +30,15 @@ from typing import Any
 import pytest
 from pytest_benchmark.utils import safe_dumps
 
-from tfperf.api.base import Size
 from tfperf.api.registry import Registry
 from tfperf.results import schema
 from tfperf.results.store import atomic_write
-from tfperf.runtime.profiling import TracerLevels
 
 from . import rows
 from .block import plan
 from .pool import Worker, WorkerDied
 from .rows import SUITE_VERSION
-
-
-@dataclass
-class Settings:
-    size: Size
-    run_dir: Path
-    profile: bool
-    profile_steps: int
-    levels: TracerLevels
-    report: bool
-    processes: int = 1
-    rounds: int = 0  # timed rounds per process; 0: the size's
-    seed: int = 0
-    plugins: tuple[str, ...] = ()
-    specs: tuple[str, ...] = ()  # --tfperf-scenarios, as given (the workers load the same)
-    paths: tuple[str, ...] = ()  # import roots the workers need (the pytest rootdir, the working directory)
+from .settings import Settings
 
 
 @dataclass

@@ -34,7 +34,8 @@ with tensorflow_started():
 
     devices.configure()  # before any TensorFlow op: split the CPU into two logical devices
 
-from .harness import Harness, Settings
+from .harness import Harness
+from .settings import Settings
 
 # Two worker processes by default: a variant's level differs between processes by a median 5% (90th
 # percentile 14%) on 2 cores, which rounds of one process cannot see; with two, every interval holds that

@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .harness import Settings
+from .settings import Settings
 
 
 class Worker:

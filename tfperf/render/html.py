@@ -10,7 +10,6 @@ or failed, and the environment.
 from __future__ import annotations
 
 import html
-import json
 import re
 import shlex
 from pathlib import Path
@@ -24,19 +23,10 @@ from tfperf.analysis.tables import number
 from tfperf.analysis.trace_pool import analyse_run
 from tfperf.results.store import Run, atomic_write
 
+from .templates import render as render_page
+
 esc = html.escape
 NUMBER = re.compile(r"[+-]?[\d,]+(\.\d+)?[x%]?")  # a cell that is one number: right-aligned, text is left
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
-h1{font-size:1.6em} h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em} h3{margin-top:1.4em}
-table{border-collapse:collapse;font-size:.85em;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
-td.n{text-align:right} tr:nth-child(even){background:#f7f7f7}
-.partial{background:#fff3cd;border:1px solid #e0c36c;padding:8px 12px;border-radius:4px}
-code,pre{background:#f2f2f2;padding:2px 4px;border-radius:3px} .muted{color:#777} .best{font-weight:bold}
-.chart{min-height:200px}
-"""
-
 
 def _label(s: Any) -> str:
     # Plotly renders a few HTML tags inside labels: pass escaped text so names show as written.
@@ -298,7 +288,6 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
         problems.append("profiling was off for this run: no step-time breakdowns or tf.data figures")
     page = Page()
     title = f"tfperf report: {run.run_id}"
-    page.add(f"<h1>{esc(title)}</h1>")
     if run.meta.get("interrupted"):
         missing = tables.not_run(run)
         page.add("<div class='partial' id='interrupted'><b>Interrupted.</b> This run was stopped before every "
@@ -364,9 +353,7 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     page.add("<h2>Environment</h2>" + _environment(run))
     if tables.report_cost(run):
         page.add(f"<p class='muted'>The suite itself: {esc(tables.report_cost(run))}.</p>")
-    doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-           f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>{''.join(page.parts)}"
-           f"<script>window.TFPERF_CHARTS = {json.dumps(page.charts)};</script></body></html>")
+    doc = render_page("report.html.j2", title=title, plotly_js=get_plotlyjs(), parts=page.parts, charts=page.charts)
     return doc, page.charts, problems
 
 

@@ -1,0 +1,26 @@
+"""A run's settings, as the command line gave them (checked by the plugin), shared by the harness and its worker
+processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfperf.api.base import Size
+from tfperf.runtime.profiling import TracerLevels
+
+
+@dataclass
+class Settings:
+    size: Size
+    run_dir: Path
+    profile: bool
+    profile_steps: int
+    levels: TracerLevels
+    report: bool
+    processes: int = 1
+    rounds: int = 0  # timed rounds per process; 0: the size's
+    seed: int = 0
+    plugins: tuple[str, ...] = ()
+    specs: tuple[str, ...] = ()  # --tfperf-scenarios, as given (the workers load the same)
+    paths: tuple[str, ...] = ()  # import roots the workers need (the pytest rootdir, the working directory)
