@@ -170,10 +170,39 @@ def test_compare_does_not_flag_noise(fixture_run, tmp_path):
     assert rows.loc["light/naive", "flag"] == "noise"
 
 
-def test_compare_refuses_different_versions(fixture_run, tmp_path, capsys):
+def test_compare_across_versions_says_what_changed_on_every_row(fixture_run, tmp_path, capsys):
+    """A TensorFlow upgrade and an edited scenario compare (exit 0 or 1), named on the rows they touch; a run at
+    another size does not (exit 2)."""
     other = _scaled(fixture_run, tmp_path / "other", 1.0, tf_version="2.20.0")
-    assert main(["compare", str(fixture_run), str(other)]) == 2
-    assert "NOT COMPARABLE: TensorFlow version differs" in capsys.readouterr().out
+    data = json.loads((other / "benchmarks.json").read_text())
+    data["tfperf"]["scenario_versions"]["light"] = "edited"
+    (other / "benchmarks.json").write_text(json.dumps(data))
+    assert main(["compare", str(fixture_run), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "compared across versions" in out and "TensorFlow version" in out and "2.20.0 (other)" in out
+    rows = compare.compare(load_run(fixture_run), load_run(other)).rows.set_index("benchmark")
+    assert "scenario light" in rows.loc["light/naive", "changed"] and "edited" in rows.loc["light/naive", "changed"]
+    assert "scenario light" not in rows.loc["mlp/fit-best", "changed"]
+    assert all("TensorFlow version" in c for c in rows["changed"])
+    bigger = _scaled(fixture_run, tmp_path / "bigger", 1.0)
+    data = json.loads((bigger / "benchmarks.json").read_text())
+    data["tfperf"]["size"] = "default"
+    (bigger / "benchmarks.json").write_text(json.dumps(data))
+    assert main(["compare", str(fixture_run), str(bigger)]) == 2
+    assert "NOT COMPARABLE: size differs" in capsys.readouterr().out
+
+
+def test_a_row_its_run_marked_unstable_is_shown_never_flagged(fixture_run, tmp_path):
+    base = _with_rounds(fixture_run, [1.00, 1.01, 0.99, 1.02, 0.98])
+    slow = _scaled(base, tmp_path / "slow", 1.5)
+    data = json.loads((slow / "benchmarks.json").read_text())
+    for b in data["benchmarks"]:
+        if b["extra_info"]["variant"] == "naive":
+            b["extra_info"]["unstable"] = True
+    (slow / "benchmarks.json").write_text(json.dumps(data))
+    c = compare.compare(load_run(base), load_run(slow))
+    assert c.rows.set_index("benchmark").loc["light/naive", "flag"] == compare.UNSTABLE and c.exit_code == 0
+    assert any("marked unstable by its own run" in f for f in compare.findings(c))
 
 
 def test_compare_lists_benchmarks_in_one_run_only(fixture_run, tmp_path):

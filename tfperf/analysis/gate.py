@@ -33,8 +33,11 @@ Every row also prints its absolute change.
 A change is flagged when it exceeds its threshold (default 5%, per benchmark by glob), its whole 95%
 interval lies beyond that threshold, and the test (where it can reach significance) gives p < alpha. Every
 row prints its *detection limit*: the half-width of its 95% interval, the smallest change this pair of runs
-could tell from noise. Runs measured under different suite, TensorFlow or scenario versions, or at different
-sizes, are not comparable: every shared row is marked so and the exit status says it.
+could tell from noise. Runs measured under different suite, TensorFlow or scenario versions compare (a user's
+edit, a TensorFlow upgrade): the findings say what changed, and every row says which of those changes apply to
+it (``changed``); runs from different hosts compare with that said, every row marked cross-host. A row its own run
+marked unstable is shown, never flagged. Runs at different sizes, or with no benchmark in common, are not
+comparable.
 
 Exit status: 0 nothing flagged; 1 a flagged regression; 2 not comparable or bad input.
 """
@@ -61,6 +64,8 @@ class Comparison:
     rows: pd.DataFrame
     incomparable: list[str] = field(default_factory=list)
     unmatched_patterns: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # versions that differ between the sides (compared all the same)
+    hosts: list[str] = field(default_factory=list)  # how the sides' hosts differ (compared, every row cross-host)
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -81,18 +86,56 @@ class Comparison:
         return ", ".join(r.run_id for r in self.new)
 
 
+def _first(run: Run, col: str) -> str | None:
+    values = run.frame[col].dropna() if col in run.frame else []
+    return str(values.iloc[0]) if len(values) else None
+
+
 def _versions(run: Run) -> dict[str, object]:
-    f = run.frame
+    """What a run was measured with that a user may change on purpose: compared, and said on every row."""
+    return {"suite": run.meta.get("suite_version") or _first(run, "suite_version"),
+            "TensorFlow": _first(run, "tf_version")}
 
-    def first(col: str) -> str | None:
-        if col not in f:
-            return None
-        values = f[col].dropna()
-        return str(values.iloc[0]) if len(values) else None
 
-    return {"suite version": run.meta.get("suite_version") or first("suite_version"),
-            "TensorFlow version": first("tf_version"),
-            "scenario versions": run.meta.get("scenario_versions"), "size": run.meta.get("size") or first("size")}
+def _host(run: Run) -> dict[str, object]:
+    """The host, as pytest-benchmark and the suite recorded it: a run on another CPU compares, marked cross-host."""
+    m = run.machine
+    cpu = m.get("cpu") or {}
+    flags = cpu.get("flags") or []
+    return {"CPU": cpu.get("brand_raw") or m.get("processor"), "cores": m.get("cpu_count"),
+            "AVX-512": any(str(f).startswith("avx512") for f in flags) if flags else None,
+            "GPUs": tuple((m.get("tfperf") or {}).get("gpus") or ())}
+
+
+def _differences(bases: list[Run], news: list[Run]) -> tuple[list[str], list[str], list[str]]:
+    """(what makes the sides not comparable at all: a different size; what changed between the sides' versions;
+    how their hosts differ), each as lines naming both values."""
+    ref = bases[0]
+    incomparable, changed, hosts = [], [], []
+    for run in bases[1:] + news:
+        a, b = ref.meta.get("size") or _first(ref, "size"), run.meta.get("size") or _first(run, "size")
+        if a != b:
+            incomparable.append(f"size differs: {a} ({ref.run_id}) vs {b} ({run.run_id})")
+        for (k, x), y in zip(_versions(ref).items(), _versions(run).values(), strict=True):
+            if x != y:
+                changed.append(f"{k} version {x} ({ref.run_id}) -> {y} ({run.run_id})")
+        for (k, x), y in zip(_host(ref).items(), _host(run).values(), strict=True):
+            if x != y and x is not None and y is not None:
+                hosts.append(f"{k}: {x} ({ref.run_id}) vs {y} ({run.run_id})")
+    return incomparable, list(dict.fromkeys(changed)), list(dict.fromkeys(hosts))
+
+
+def _scenario_change(bases: list[Run], news: list[Run], scenario: str) -> str:
+    def versions(runs: list[Run]) -> set[str]:
+        return {str((r.meta.get("scenario_versions") or {}).get(scenario)) for r in runs}
+
+    a, b = versions(bases), versions(news)
+    return "" if a == b else f"scenario {scenario} {'/'.join(sorted(a))} -> {'/'.join(sorted(b))}"
+
+
+def _unstable(runs: list[Run]) -> set[str]:
+    return {f"{r.scenario}/{r.variant}" for run in runs for r in run.frame.itertuples()
+            if r.status == "ok" and r.unstable is True}
 
 
 def _units(runs: list[Run], name: str, per_run: dict[int, Measured],
@@ -146,18 +189,16 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
             per_benchmark: dict[str, float] | None = None, alpha: float = 0.05) -> Comparison:
     bases = base if isinstance(base, list) else [base]
     news = new if isinstance(new, list) else [new]
-    ref = _versions(bases[0])
-    incomparable = []
-    for run in bases[1:] + news:
-        for (k, a), b in zip(ref.items(), _versions(run).values(), strict=True):
-            if a != b:
-                incomparable.append(f"{k} differs: {a} ({bases[0].run_id}) vs {b} ({run.run_id})")
+    incomparable, changed, hosts = _differences(bases, news)
+    unstable = _unstable(bases + news)
 
     def names(runs: list[Run]) -> set[str]:
         return {f"{r.scenario}/{r.variant}" for run in runs for r in run.frame.itertuples() if r.status == "ok"}
 
     b_names, n_names = names(bases), names(news)
     every = sorted(b_names | n_names)
+    if not b_names & n_names:
+        incomparable.append("no benchmark measured on both sides")
     patterns = per_benchmark or {}
     unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in every)]
     per_run = {id(run): rounds_of(run) for run in bases + news}
@@ -189,7 +230,9 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row: dict[str, object] = {"benchmark": name, "base_s": float("nan"), "new_s": float("nan"),
                                   "change": float("nan"), "lo": float("nan"), "hi": float("nan"), "p": float("nan"),
                                   "limit": float("nan"), "test": "", "threshold": limit,
-                                  "units": "", "basis": "", "absolute_change": float("nan")}
+                                  "units": "", "basis": "", "absolute_change": float("nan"),
+                                  "changed": "; ".join(x for x in [_scenario_change(bases, news, name.split("/")[0]),
+                                                                   *changed, *(["cross-host"] if hosts else [])] if x)}
         if name not in b_names or name not in n_names:
             row["flag"] = "only in new" if name not in b_names else "only in base"
             out.append(row)
@@ -204,14 +247,19 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row.update(base_s=float(np.median(abr)), new_s=float(np.median(anr)), units=f"{len(bu)}/{len(nu)}",
                    basis=basis[name], absolute_change=float(np.median(anr) / np.median(abr) - 1))
         row = _flagged(row, limit, alpha, incomparable)
+        if name in unstable and row["flag"] in FLAGS:  # shown, never flagged: its own run doubted it
+            row["flag"] = UNSTABLE
         if basis[name] == "absolute":
             # No block to take the machine's drift out: its change holds that drift, which the processes of one
             # run cannot see (they share the machine's state), exactly as a block's own row (see _block_rows).
             _not_judged_with_one_run(row, bases, news, ABSOLUTE_MOVED)
         out.append(row)
     out += _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable)
-    return Comparison(base=bases, new=news, rows=pd.DataFrame(out), incomparable=incomparable,
-                      unmatched_patterns=unmatched)
+    frame = pd.DataFrame(out)
+    if len(frame):  # a block's own row: the run-wide changes
+        frame["changed"] = frame["changed"].fillna("; ".join([*changed, *(["cross-host"] if hosts else [])]))
+    return Comparison(base=bases, new=news, rows=frame, incomparable=incomparable,
+                      unmatched_patterns=unmatched, changed=changed, hosts=hosts)
 
 
 def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: list[str]) -> dict[str, object]:
@@ -231,6 +279,7 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 BLOCK = " (whole block)"
 FLAGS = ("regression", "improvement")
 ABSOLUTE_MOVED = "moved (absolute time, one run a side: not judged)"
+UNSTABLE = "moved (marked unstable by its run: not judged)"
 # Measured (README, Known limits: what moves a run's levels): in one process, with nothing rebuilt, the ratio of two
 # `mlp` loops moved 0.65-0.94 from one 20 s window to the next with the machine's state, and a row's level relative to
 # its block moved from run to run by a standard deviation of up to 11%. One run a side holds no sample of that.
@@ -311,6 +360,11 @@ def findings(c: Comparison) -> list[str]:
     out = []
     if c.incomparable:
         out.append("these runs are not comparable: " + "; ".join(c.incomparable))
+    if c.changed:
+        out.append("compared across versions (each row's 'changed' says which apply to it): " + "; ".join(c.changed))
+    if c.hosts:
+        out.append("compared across hosts: every row is cross-host, and a change may be the host's: "
+                   + "; ".join(c.hosts))
     for flag, verb in (("regression", "regressed"), ("improvement", "improved")):
         for r in c.rows[c.rows["flag"] == flag].itertuples():
             out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {interval_text(r.lo, r.hi)} "
@@ -322,6 +376,10 @@ def findings(c: Comparison) -> list[str]:
         out.append("whole blocks moved, which one run a side cannot tell from the machine's own drift between runs "
                    "(give several runs a side: compare A B -- C D): "
                    + ", ".join(f"{r.benchmark[: -len(BLOCK)]} {100 * r.change:+.1f}%" for r in moved.itertuples()))
+    doubted = c.rows[c.rows["flag"] == UNSTABLE]
+    if len(doubted):
+        out.append("moved, but marked unstable by its own run (the physics check or a busy machine), so not judged: "
+                   + ", ".join(f"{r.benchmark} {100 * r.change:+.1f}%" for r in doubted.itertuples()))
     alone = c.rows[c.rows["flag"] == ABSOLUTE_MOVED]
     if len(alone):
         out.append("moved beyond the threshold in absolute time, with no block to take the machine's drift out, which "

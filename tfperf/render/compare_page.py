@@ -23,7 +23,7 @@ def format_text(c: Comparison) -> str:
                      f"{number(1e6 * r.new_s, '{:10.2f}'):>10s} {number(100 * r.absolute_change, '{:+7.1f}%'):>8s} "
                      f"{number(100 * r.change, '{:+7.1f}%'):>8s} "
                      f"{interval_text(r.lo, r.hi):>18s} {number(100 * r.limit, '{:5.1f}%'):>6s} "
-                     f"{number(r.p, '{:6.3f}'):>6s}  {r.flag}")
+                     f"{number(r.p, '{:6.3f}'):>6s}  {r.flag}" + (f"  [{r.changed}]" if r.changed else ""))
     flagged = c.rows[c.rows["flag"].isin(FLAGS)]
     lines.append(f"{len(c.regressions)} regression(s), {len(flagged) - len(c.regressions)} improvement(s) "
                  f"flagged of {len(c.rows)} benchmarks")
@@ -32,13 +32,13 @@ def format_text(c: Comparison) -> str:
 
 def format_html(c: Comparison) -> str:
     headers = ["benchmark", "base (us/example)", "new (us/example)", "absolute change", "change relative to its block",
-               "95% interval", "detection limit", "p", "test", "threshold", "flag"]
+               "95% interval", "detection limit", "p", "test", "threshold", "flag", "changed"]
     css = {"regression": "regression", "improvement": "improvement", "not comparable": "incomparable"}
     rows = [{"css": css.get(r.flag, ""),
              "cells": [r.benchmark, number(1e6 * r.base_s, "{:.2f}"), number(1e6 * r.new_s, "{:.2f}"),
                        number(r.absolute_change * 100, "{:+.1f}%"), number(r.change * 100, "{:+.1f}%"),
                        interval_text(r.lo, r.hi), number(100 * r.limit, "{:.1f}%"), number(r.p, "{:.3f}"), str(r.test),
-                       f"{100 * r.threshold:.0f}%", r.flag]}
+                       f"{100 * r.threshold:.0f}%", r.flag, r.changed]}
             for r in c.rows.itertuples()]
     return render("compare.html.j2", title="tfperf compare", base=c.base_label, new=c.new_label,
                   findings=findings(c), incomparable=c.incomparable, summary=summary_lines(c), headers=headers,
