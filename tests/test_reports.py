@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -227,20 +228,20 @@ def test_compare_takes_the_block_level_out(fixture_run, tmp_path):
     block = "light" + compare.BLOCK
     rows = compare.compare(load_run(bases[0]), load_run(news[0])).rows.set_index("benchmark")
     assert rows.loc["light/naive", "basis"] == "relative to its block"
-    assert rows.loc["light/naive", "change"] == pytest.approx(0.10, abs=1e-6)
-    assert rows.loc["light/naive", "absolute_change"] == pytest.approx(1.15 * 1.10 - 1, abs=1e-6)
+    assert rows.loc["light/naive", "change"] == pytest.approx(0.10, abs=0.01)
+    assert rows.loc["light/naive", "absolute_change"] == pytest.approx(1.15 * 1.10 - 1, abs=0.015)
     assert list(rows[rows["flag"] == "regression"].index) == ["light/naive"]
-    assert rows.loc["light/vectorized", "change"] == pytest.approx(0.0, abs=1e-6)
+    assert rows.loc["light/vectorized", "change"] == pytest.approx(0.0, abs=0.01)
     # mlp/fit-best is alone in its block: judged on absolute time, the machine's 15% is its change, which one run
     # a side cannot tell from the machine's drift: shown, said, not flagged
     assert rows.loc["mlp/fit-best", "basis"] == "absolute"
-    assert rows.loc["mlp/fit-best", "change"] == pytest.approx(0.15, abs=1e-6)
+    assert rows.loc["mlp/fit-best", "change"] == pytest.approx(0.15, abs=0.01)
     assert rows.loc["mlp/fit-best", "flag"] == compare.ABSOLUTE_MOVED
     c = compare.compare(load_run(bases[0]), load_run(news[0]))
-    assert c.exit_code == 1 and any(f.startswith("moved beyond the threshold in absolute time") and "mlp/fit-best +15.0%"
-                                    in f for f in compare.findings(c))
+    assert c.exit_code == 1 and any(f.startswith("moved beyond the threshold in absolute time")
+                                    and re.search(r"mlp/fit-best \+1[45]\.\d%", f) for f in compare.findings(c))
     # the block's level: shown, but one run a side cannot tell it from the machine's drift between runs
-    assert rows.loc[block, "change"] == pytest.approx(0.15, abs=1e-6)
+    assert rows.loc[block, "change"] == pytest.approx(0.15, abs=0.01)
     assert rows.loc[block, "flag"].startswith("block moved")
     # with two runs a side, the spread between runs is seen, and the block's level is judged
     rows = compare.compare([load_run(b) for b in bases], [load_run(n) for n in news]).rows.set_index("benchmark")
@@ -296,10 +297,10 @@ def test_compare_takes_the_cpu_speed_out_by_how_cpu_bound_each_benchmark_is(fixt
     new = _cpu_run(fixture_run, tmp_path / "new", 1.15, SHARES)
     rows = compare.compare(load_run(base), load_run(new)).rows.set_index("benchmark")
     for name in SHARES:
-        # (the line is straight in log time; a share's effect is straight in time: within 0.1%)
-        assert rows.loc[f"light/{name}", "change"] == pytest.approx(0.0, abs=1e-3), name
+        # (the line is straight in log time; a share's effect is straight in time: within 0.1%, beside the 0.3% noise of the synthetic levels)
+        assert rows.loc[f"light/{name}", "change"] == pytest.approx(0.0, abs=0.01), name
     assert not rows["flag"].isin(["regression", "improvement"]).any()
-    assert rows.loc["light/naive", "absolute_change"] == pytest.approx(0.03, abs=1e-6)
+    assert rows.loc["light/naive", "absolute_change"] == pytest.approx(0.03, abs=0.005)
     # without the shares, one level for the block: the waiting benchmarks come out about 10% faster, flagged
     flat = compare.compare(load_run(_unshared(base)), load_run(_unshared(new))).rows.set_index("benchmark")
     assert flat.loc["light/naive", "flag"] == "improvement"
@@ -308,19 +309,24 @@ def test_compare_takes_the_cpu_speed_out_by_how_cpu_bound_each_benchmark_is(fixt
     slow = _cpu_run(fixture_run, tmp_path / "slow", 1.15, SHARES, slower=("parallel_prefetch", 1.10))
     rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     assert list(rows[rows["flag"].isin(["regression", "improvement"])].index) == ["light/parallel_prefetch"]
-    assert rows.loc["light/parallel_prefetch", "change"] == pytest.approx(0.10, abs=1e-3)
+    assert rows.loc["light/parallel_prefetch", "change"] == pytest.approx(0.10, abs=0.01)
 
 
 def _processes(src, dst, factor, variant="naive", units=3):
-    """A copy of `src` whose every row has rounds from `units` processes, each process at its own level."""
+    """A copy of `src` whose every row has rounds from `units` processes, each process at a level of its own, drawn
+    per run and benchmark (0.3% apart: noise with a known size, which the block's level cannot take out)."""
     import shutil
+    import zlib
+
+    import numpy as np
 
     shutil.copytree(src, dst)
     data = json.loads((dst / "benchmarks.json").read_text())
     data["tfperf"]["run_id"] = dst.name
     data["tfperf"]["null_pairs"] = []  # only the synthetic process levels: no instance-level floor
-    levels = [0.99, 1.0, 1.01, 0.995, 1.005][:units]
     for b in data["benchmarks"]:
+        rng = np.random.default_rng(zlib.crc32(f"{dst.name}/{b['name']}".encode()))
+        levels = list(1 + rng.normal(0, 0.003, units))
         f = factor if b["extra_info"]["variant"] == variant else 1.0
         times, process = [], []
         for p, level in enumerate(levels):
@@ -343,7 +349,7 @@ def test_compare_takes_noise_from_processes_and_several_runs(fixture_run, tmp_pa
     assert list(c.regressions["benchmark"]) == ["light/naive"]
     assert (c.rows["limit"] < 0.10).all()  # it could have seen 10% on every benchmark
     found = compare.findings(c)
-    assert found[0].startswith("light/naive regressed: +10.0% time per example [") and len(found) == 2
+    assert found[0].startswith("light/naive regressed: +") and "time per example [" in found[0] and len(found) == 2
     assert found[1] == compare.ONE_RUN_CAVEAT  # a flag from one run a side says what it cannot see
     assert 'id="findings"' in compare_page.format_html(c) and "light/naive regressed" in compare_page.format_html(c)
     # several runs a side: BASE... -- NEW...
@@ -388,13 +394,17 @@ def test_paired_speedup_cancels_drift_and_spans_processes():
     from tfperf.analysis import stats
 
     drift = [1.0, 1.3, 0.8, 1.6, 1.1, 0.9]  # the machine's speed moves between rounds, 2x overall
+    jitter = [1.0, 1.01, 0.99, 1.0, 0.995, 1.005]  # and the pair's own noise is 1%
     base = {"times": [2.0 * d for d in drift], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
-    fast = {"times": [1.0 * d for d in drift], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
-    est, lo, hi = stats.speedup(fast, base)
-    assert est == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
+    fast = {"times": [d * j for d, j in zip(drift, jitter, strict=True)], "examples": 100, "process": [0, 0, 0, 1, 1, 1]}
+    est, lo, hi, p = stats.speedup(fast, base)
+    assert est == pytest.approx(2.0, rel=0.01) and 1.9 < lo < 2.0 < hi < 2.1 and p < 1e-4
     # per example: twice the examples in the same time is twice as fast
-    est, _, _ = stats.speedup({**fast, "examples": 200, "times": [2.0 * d for d in drift]}, base)
+    est, _, _, _ = stats.speedup({**fast, "examples": 200, "times": [2.0 * d for d in drift]}, base)
     assert est == pytest.approx(2.0)
+    # identical ratios in every round: no spread, so no interval (never a narrow one from nothing)
+    est, lo, hi, p = stats.speedup({**fast, "times": drift}, base)
+    assert est == pytest.approx(2.0) and math.isnan(lo) and math.isnan(hi) and p == 1.0
 
 
 @pytest.mark.parametrize("more_work, vs_base, vs_bound, unstable", [
@@ -435,16 +445,16 @@ def test_an_instance_level_from_the_null_pairs_widens_the_limits(fixture_run, tm
 
 
 def test_a_null_pair_from_a_few_processes_is_pooled_in_not_a_floor(fixture_run, tmp_path):
-    """Its variance is one more estimate of the units' spread, weighed by its degrees of freedom: a null pair 6%
+    """Its variance is one more estimate of the units' spread, weighed by its degrees of freedom: a null pair 4%
     apart in each of four processes widens the limits of a quiet block, but does not hide a real 10% slowdown
     (as the larger of the two estimates did: measured, the `cpu` null pair had set every limit of its block)."""
     base = _processes(fixture_run, tmp_path / "base", 1.0)
     slow = _processes(fixture_run, tmp_path / "slow", 1.10)
     quiet = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     for run in (base, slow):
-        _with_null_pairs(run, twin=(1.06, 0.94), pairs=1)
+        _with_null_pairs(run, twin=(1.04, 0.96), pairs=1)
     variance, df = compare.instance_variance([load_run(base), load_run(slow)])["light"]
-    assert df == 4 and math.sqrt(variance) > 0.04  # alone, it would put a 10% change's interval under 5%
+    assert df == 4 and math.sqrt(variance) > 0.025  # several times the units' own 0.3%
     rows = compare.compare(load_run(base), load_run(slow)).rows.set_index("benchmark")
     assert rows.loc["light/naive", "limit"] > quiet.loc["light/naive", "limit"]
     assert rows.loc["light/naive", "flag"] == "regression"

@@ -15,6 +15,7 @@ import pandas as pd
 
 from tfperf.results.store import Run
 
+from . import stats
 from .stats import ratio_interval
 
 
@@ -53,6 +54,7 @@ def _paired(r, prefix: str) -> tuple[float, float, float] | None:
 def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
     frame = run.frame[(run.frame["scenario"] == scenario) & (run.frame["status"] == "ok")]
     by_variant = {r.variant: r for r in frame.itertuples()}
+    found = discovered(run)
     rows = []
     for r in frame.itertuples():
         reasons = r.unstable_reasons
@@ -63,7 +65,10 @@ def scenario_table(run: Run, scenario: str) -> pd.DataFrame:
                "cv": float("nan") if missing(r.cv) else r.cv,
                "warmup_s": float("nan") if missing(r.warmup_s) else r.warmup_s,
                "unstable": r.unstable is True,
-               "unstable_reasons": "; ".join(reasons) if isinstance(reasons, list) else ""}
+               "unstable_reasons": "; ".join(reasons) if isinstance(reasons, list) else "",
+               "discovered": None if missing(r.speedup_p) else f"{r.scenario}/{r.variant}:speedup" in found,
+               "overhead_discovered": None if missing(r.input_overhead_p)
+               else f"{r.scenario}/{r.variant}:overhead" in found}
         for key in ("workers", "mode", "dispatcher", "allreduce_share", "job_start_s", "cpu_cores_busy",
                     "client_cpu_us_per_example", "cluster_cpu_us_per_example"):  # distributed rows
             value = r._asdict()[key]
@@ -159,17 +164,37 @@ def not_run(run: Run) -> list[str]:
 
 
 def finding(row) -> str:
-    """How a speedup reads: a finding only when its interval excludes 1 and the row passed the physics check."""
+    """How a speedup reads: a finding only when its interval excludes 1, it survives the run's false discovery
+    control (``discovered``, where the row has a p-value) and the row passed the physics check."""
     if row.get("unstable"):
         return "unstable"
     lo, hi = row.get("speedup_lo"), row.get("speedup_hi")
     if missing(lo) or missing(hi):
         return ""
+    if row.get("discovered") is False:
+        return "no difference resolved"
     if lo > 1:
         return "faster"
     if hi < 1:
         return "slower"
     return "no difference resolved"
+
+
+def discovered(run: Run) -> set[str]:
+    """The run's comparisons (``scenario/variant:speedup`` and ``:overhead``) that survive a false discovery rate of
+    stats.FDR over all of them (Benjamini-Hochberg): about 80 comparisons a run would give several findings by
+    chance at 95% each."""
+    p: dict[str, float] = {}
+    for r in run.frame[run.frame["status"] == "ok"].itertuples():
+        for what, value in (("speedup", r.speedup_p), ("overhead", r.input_overhead_p)):
+            if not missing(value):
+                p[f"{r.scenario}/{r.variant}:{what}"] = float(value)
+    return stats.discoveries(p)
+
+
+def comparisons(run: Run) -> int:
+    ok = run.frame[run.frame["status"] == "ok"]
+    return int(ok["speedup_p"].notna().sum() + ok["input_overhead_p"].notna().sum())
 
 
 def findings(run: Run) -> list[str]:
@@ -181,6 +206,9 @@ def findings(run: Run) -> list[str]:
     widest = f"+/-{100 * max(r['resolves'] for r in res):.0f}%" if res else "an unknown margin (no null pair)"
     own = {r["scenario"]: f"+/-{100 * r['resolves']:.0f}%" for r in res}
     out: list[str] = []
+    if comparisons(run):
+        out.append(f"Findings hold the false discovery rate at {100 * stats.FDR:.0f}% over the run's "
+                   f"{comparisons(run)} comparisons (Benjamini-Hochberg): an interval that excludes 1 alone is not one.")
     for scenario in scenarios(run):
         if kind(run, scenario) == "report":
             continue
@@ -200,7 +228,8 @@ def findings(run: Run) -> list[str]:
                 unresolved.append(f"{r.variant} vs {r.baseline}")
             cells = r._asdict()  # a table's columns depend on its kind: training tables have the bound's
             overhead, overhead_lo = cells.get("input_overhead"), cells.get("overhead_lo")
-            if not missing(overhead) and not missing(overhead_lo) and overhead_lo > 0:
+            if not missing(overhead) and not missing(overhead_lo) and overhead_lo > 0 and not r.unstable \
+                    and cells.get("overhead_discovered") is not False:
                 bound = text(cells.get("bound_variant"))
                 out.append(f"{scenario}: {r.variant} takes {100 * overhead:.0f}% "
                            f"{interval(100 * r.overhead_lo, 100 * r.overhead_hi, '{:.0f}%')} longer than its "

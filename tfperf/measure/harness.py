@@ -58,6 +58,7 @@ class Harness:
     _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
     _results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _scales: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    _between: dict[str, tuple[float, int] | None] = field(default_factory=dict)  # a block's process-level component
 
     # ---- rows -------------------------------------------------------------------------------------
     def select(self, selection: list[tuple[str, str]]) -> None:
@@ -85,7 +86,7 @@ class Harness:
             if rec["status"] != "ok":
                 raise RuntimeError(rec["reason"])
             partners = {name: r for (sc_name, name), r in self._results.items() if sc_name == scenario.name}
-            rows.fill(benchmark, scenario, variant, rec, self.settings.size, partners)
+            rows.fill(benchmark, scenario, variant, rec, self.settings.size, partners, self._between.get(scenario.name))
             if rec.get("profile"):
                 self.profiles.append(rec["profile"])
             self.finished.append(benchmark.stats)
@@ -160,7 +161,9 @@ class Harness:
             self.interrupted = True
             self.stop()
             raise
-        records, null_pairs = rows.assemble(scenario_name, key, members, replies, error, len(order))
+        records, null_pairs, between = rows.assemble(self.registry[scenario_name], key, members, replies, error,
+                                                     len(order))
+        self._between[scenario_name] = between
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
         self.null_pairs += null_pairs
 

@@ -19,6 +19,9 @@ MEASURING = ("tfperf.measure.block", "tfperf.measure.rows", "tfperf.measure.work
 SUITE_VERSION = fingerprint(*(source_of(m) for m in MEASURING))
 
 
+INTERVAL_METHOD = "t on process means, process component pooled over the block (stats.paired_test)"
+
+
 def tf_version() -> str:
     import tensorflow as tf  # this process is the pytest one: TensorFlow is imported only once a row needs it
 
@@ -60,10 +63,12 @@ def load_summary(loads: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def assemble(scenario_name: str, key: str, members: list, replies: dict[int, dict[str, Any]], error: str | None,
-             processes: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Every process's reply for one block, merged per member: (records by variant name, the block's null pairs).
-    A member's rounds from every process are kept together, each tagged with its process."""
+def assemble(scenario: Scenario, key: str, members: list, replies: dict[int, dict[str, Any]], error: str | None,
+             processes: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], tuple[float, int] | None]:
+    """Every process's reply for one block, merged per member: (records by variant name, the block's null pairs,
+    the block's process-level variance component pooled over all its pairs). A member's rounds from every process
+    are kept together, each tagged with its process."""
+    scenario_name = scenario.name
     by_name: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     loads = []
     for p, reply in sorted(replies.items()):
@@ -104,20 +109,27 @@ def assemble(scenario_name: str, key: str, members: list, replies: dict[int, dic
         if not name.endswith(TWIN):
             records[variant_name] = rec
     twins = [n for _, n, _ in members if n.endswith(TWIN)]
+    pairs = [(side(merged[t]), side(merged[t[: -len(TWIN)]])) for t in twins
+             if merged.get(t, {}).get("status") == "ok" and merged.get(t[: -len(TWIN)], {}).get("status") == "ok"]
+    for name, rec in records.items():
+        for partner in scenario.partners(scenario.variant(name)):
+            if rec["status"] == "ok" and records.get(partner, {}).get("status") == "ok":
+                pairs.append((side(rec), side(records[partner])))
+    between = stats.pool_between([stats.pair_component(a, b) for a, b in pairs])
     for twin in twins:
         a, b = merged.get(twin[: -len(TWIN)]), merged.get(twin)
         if a and b and a["status"] == "ok" and b["status"] == "ok":
-            est, lo, hi = stats.speedup(side(b), side(a))
+            est, lo, hi, p = stats.speedup(side(b), side(a), between)
             null_pairs.append({
                 "scenario": scenario_name, "block": key, "variant": a["variant"], "speedup": est, "lo": lo,
-                "hi": hi, "a": side(a), "b": side(b), "load": load})
-    return records, null_pairs
+                "hi": hi, "p": p, "a": side(a), "b": side(b), "load": load})
+    return records, null_pairs, between
 
 
 def fill(benchmark: Any, scenario: Scenario, variant: Variant, rec: dict[str, Any], size: Size,
-         partners: dict[str, dict[str, Any]]) -> None:
+         partners: dict[str, dict[str, Any]], between: tuple[float, int] | None = None) -> None:
     """The row: pytest-benchmark's own Stats from the rounds of every process, and extra_info (speedups against
-    the `partners` measured, by name; the physics check)."""
+    the `partners` measured, by name, with the block's process-level component `between`; the physics check)."""
     benchmark._mode = "tfperf: timed in worker processes (tfperf.measure.worker)"  # the fixture counts as used
     own_stats = benchmark._make_stats(1)
     for t in rec["times"]:
@@ -154,11 +166,12 @@ def fill(benchmark: Any, scenario: Scenario, variant: Variant, rec: dict[str, An
             pairs[partner] = {"times": other["times"], "examples": other["examples"], "process": other["process"]}
     extra["pairs"] = pairs
     own = side(rec)
-    vs_base = stats.speedup(own, pairs[variant.baseline]) if variant.baseline in pairs else None
+    vs_base = stats.speedup(own, pairs[variant.baseline], between) if variant.baseline in pairs else None
     bound = variant.bound
-    vs_bound = stats.speedup(own, pairs[bound]) if bound in pairs and bound != variant.name else None
+    vs_bound = stats.speedup(own, pairs[bound], between) if bound in pairs and bound != variant.name else None
     if vs_base:
-        extra.update(speedup=vs_base[0], speedup_lo=vs_base[1], speedup_hi=vs_base[2])
+        extra.update(speedup=vs_base[0], speedup_lo=vs_base[1], speedup_hi=vs_base[2], speedup_p=vs_base[3],
+                     interval_method=INTERVAL_METHOD)
         ideal = info.get("scaling_ideal")
         if ideal:  # N workers against fewer: the speedup over the ideal ratio of workers
             extra.update(scaling_efficiency=vs_base[0] / ideal, scaling_efficiency_lo=vs_base[1] / ideal,
@@ -166,7 +179,7 @@ def fill(benchmark: Any, scenario: Scenario, variant: Variant, rec: dict[str, An
     if vs_bound:
         # time over the bound's time, minus one: the share of the step spent beyond compute
         extra.update(input_overhead=1 / vs_bound[0] - 1, input_overhead_lo=1 / vs_bound[2] - 1,
-                     input_overhead_hi=1 / vs_bound[1] - 1)
+                     input_overhead_hi=1 / vs_bound[1] - 1, input_overhead_p=vs_bound[3])
     reasons = stats.physics_check(variant.more_work, vs_base, vs_bound)
     if extra.get("ideal_efficiency", 0) > 1.05:
         reasons.append(f"measured {extra['ideal_efficiency']:.2f} of its ideal throughput (from its constants); "
