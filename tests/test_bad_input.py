@@ -158,3 +158,38 @@ def test_a_malformed_tfperf_section_gives_a_partial_report_not_a_traceback(tmp_p
         assert proc.returncode in (0, 2)
         if proc.returncode == 2:
             assert proc.stderr.count("\n") == 1 and "benchmarks.json" in proc.stderr
+
+
+def test_the_cause_is_found_under_tensorflows_and_keras_wrappers():
+    from tfperf.api.base import cause_line
+
+    graph = ("Graph execution error:\n\nDetected at node PyFunc defined at (most recent call last):\n"
+             "  File \"x.py\", line 3, in <module>\n\nValueError: boom in the map\n"
+             "\t [[{{node PyFunc}}]] [Op:__inference_drain_123]")
+    assert cause_line(graph) == "ValueError: boom in the map"
+    keras = ("Exception encountered when calling Sequential.call().\n\n\x1b[1mInput 0 of layer \"dense\" is "
+             "incompatible with the layer: expected axis -1 of input shape to have value 32, but received input "
+             "with shape (None, 16)\x1b[0m\n\nArguments received by Sequential.call():\n  \u2022 inputs=tf.Tensor")
+    assert cause_line(keras).startswith("Input 0 of layer \"dense\" is incompatible") and "(None, 16)" in cause_line(keras)
+    assert cause_line("plain message\nmore") == "plain message"
+
+
+def test_sys_exit_in_a_scenario_file_is_one_line(tmp_path):
+    from tfperf.api import registry
+
+    bad = tmp_path / "exits.py"
+    bad.write_text("import sys\nsys.exit(3)\n")
+    reg = registry.load([str(bad)])
+    assert reg.errors == [(str(bad), "importing it called sys.exit(3)")] and not reg.scenarios
+
+
+def test_an_infinite_source_is_refused_instead_of_counted_for_ever(smoke):
+    import tensorflow as tf
+
+    import tfperf
+    from tfperf.runtime.build import runnable
+
+    sc = tfperf.pipeline("endless", tfperf.Stages(source=lambda: tf.data.Dataset.range(10).repeat(),
+                                                  map=lambda x: x, batch_size=2))
+    with pytest.raises(tfperf.ScenarioError, match="the source is infinite"):
+        runnable(sc, sc.variant("naive"), smoke)

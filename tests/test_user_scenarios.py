@@ -125,7 +125,23 @@ def test_the_distribution_installs_one_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"tfperf", f"{wheel.name.split('-py')[0]}.dist-info"}
     for part in ("tfperf/__init__.py", "tfperf/api/pipelines.py", "tfperf/runtime/training.py",
-                 "tfperf/measure/worker.py", "tfperf/render/html.py", "tfperf/builtins/pipelines.py", "tfperf/cli.py"):
+                 "tfperf/measure/worker.py", "tfperf/render/html.py", "tfperf/builtins/pipelines.py", "tfperf/cli.py",
+                 "tfperf/render/templates/report.html.j2", "tfperf/measure/suite.py"):
         assert part in names
     entry_points = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py')[0]}.dist-info/entry_points.txt").decode()
     assert "tfperf = tfperf.cli:main" in entry_points
+
+
+def test_tfperf_run_works_from_any_folder(tmp_path):
+    """`tfperf run` is the main job without the repository's bench/: the suite and its plugin come from the package,
+    the results land in the working folder's results/ and nothing else is written there."""
+    work = tmp_path / "project"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "tfperf", "run", "--tfperf-size", "smoke", "--tfperf-no-profile",
+                           "--tfperf-no-report", "--tfperf-run-id", "r", "-k", "light/naive", "-q"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((work / "results" / "r" / "benchmarks.json").read_text())
+    assert {b["extra_info"]["variant"] for b in data["benchmarks"]} >= {"naive"}
+    assert sorted(p.name for p in work.iterdir()) == ["results"]

@@ -1,5 +1,7 @@
 """The ``tfperf`` command (also ``python -m tfperf``), one argparse parser for every subcommand:
 
+- ``tfperf run [OPTIONS]``: the main job, from any folder (the same as ``pytest bench --benchmark-only`` in the
+  repository; every ``--tfperf-*`` option and pytest's ``-k`` pass through);
 - ``tfperf list [SPEC ...]``: the scenarios and variants a run would hold;
 - ``tfperf report build RUN`` (RUN/report.html), ``tfperf report table RUN`` (the comparison tables);
 - ``tfperf compare BASE NEW`` or ``BASE... -- NEW...`` (also ``tfperf report compare``): exit 1 on a flagged
@@ -69,6 +71,8 @@ def parser(prog: str = "tfperf") -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=prog, description="tfperf: what each TensorFlow input-pipeline and training "
                                                          "choice costs or gains, measured on your machine")
     sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="the main job: time, profile and report every variant (options: tfperf run --help)",
+                   add_help=False)
     ls = sub.add_parser("list", help="the scenarios and variants a run would hold")
     ls.add_argument("specs", nargs="*", metavar="SPEC", help="a module or a .py file (default: the built-ins)")
     report = sub.add_parser("report", help="reports from a results folder: build | table | compare")
@@ -94,6 +98,8 @@ def parser(prog: str = "tfperf") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        return run_suite(argv[1:])
     argv, new_side = _split_runs(argv)
     args = parser(prog).parse_args(argv)
     if args.command == "list":
@@ -148,6 +154,17 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
         return 2
     return 0
 
+
+
+def run_suite(args: list[str]) -> int:
+    """The main job through pytest, on the suite inside the installed package: every option passes through
+    (``tfperf run --help`` lists the ``tfperf`` group among pytest's)."""
+    import pytest
+
+    from tfperf.measure import suite
+
+    return int(pytest.main([suite.__file__, "--benchmark-only", "-p", "tfperf.measure.plugin", "-p",
+                            "no:cacheprovider", "--rootdir", str(Path.cwd()), *args]))
 
 
 def _list(specs: list[str]) -> int:

@@ -53,7 +53,7 @@ import pandas as pd
 from tfperf.results.store import Run
 
 from .levels import Measured, block_levels, cpu_shares, rounds_of
-from .stats import judge, unit_variance
+from .stats import instance_variance, judge, unit_variance
 from .tables import interval
 
 
@@ -155,34 +155,6 @@ def _units(runs: list[Run], name: str, per_run: dict[int, Measured],
         for p in sorted(set(process)):
             units.append(float(np.median([t for t, q in zip(per, process, strict=True) if q == p])))
     return units, rounds
-
-
-def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
-    """Variance of one variant instance's level, block by block, from the runs' null pairs: in every process, the
-    twin and the anchor are two instances of one variant timed in the same rounds, so half the variance of the
-    log of their per-process median ratio is one instance's. Measured here: a variant's instance can sit at one
-    of two levels for its whole life (mlp-fit-best: 18.7 or 27 us per example), which the spread between two or
-    three processes alone may not show. Per block (key ``""``: all blocks together, for a block with fewer
-    than three processes of null pairs): one block's wide null pair (``latency``'s, up to +/-88% in j1) says
-    nothing of another's."""
-    logs: dict[str, list[float]] = {}
-    for run in runs:
-        for pair in run.null_pairs:
-            try:
-                a, b = pair["a"], pair["b"]
-                ta = np.asarray(a["times"], float) / float(a["examples"])
-                tb = np.asarray(b["times"], float) / float(b["examples"])
-                proc = np.asarray(a.get("process") or [0] * len(ta), int)
-            except (KeyError, TypeError, ValueError, ZeroDivisionError):
-                continue
-            if len(ta) != len(tb) or len(proc) != len(ta):
-                continue
-            block = str(pair.get("block") or pair.get("scenario") or "")
-            for p in np.unique(proc):
-                value = float(np.log(np.median(tb[proc == p]) / np.median(ta[proc == p])))
-                for key in {block, ""}:
-                    logs.setdefault(key, []).append(value)
-    return {block: (float(np.mean(np.square(v))) / 2, len(v)) for block, v in logs.items() if len(v) >= 3}
 
 
 def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05,

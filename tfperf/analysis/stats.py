@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats as sps
 from scipy.stats import mannwhitneyu
+
+if TYPE_CHECKING:
+    from tfperf.results.store import Run
 
 BOOTSTRAP = 2000
 SEED = 7
@@ -220,3 +224,31 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
         f"with {len(new_rounds)}+{len(base_rounds)} rounds)"
     return {"change": ratio - 1, "lo": lo - 1, "hi": hi - 1, "p": p, "limit": limit, "test": test,
             "test_can_reach": reach}
+
+
+def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
+    """Variance of one variant instance's level, block by block, from the runs' null pairs: in every process, the
+    twin and the anchor are two instances of one variant timed in the same rounds, so half the variance of the
+    log of their per-process median ratio is one instance's. Measured here: a variant's instance can sit at one
+    of two levels for its whole life (mlp-fit-best: 18.7 or 27 us per example), which the spread between two or
+    three processes alone may not show. Per block (key ``""``: all blocks together, for a block with fewer
+    than three processes of null pairs): one block's wide null pair (``latency``'s, up to +/-88% in j1) says
+    nothing of another's."""
+    logs: dict[str, list[float]] = {}
+    for run in runs:
+        for pair in run.null_pairs:
+            try:
+                a, b = pair["a"], pair["b"]
+                ta = np.asarray(a["times"], float) / float(a["examples"])
+                tb = np.asarray(b["times"], float) / float(b["examples"])
+                proc = np.asarray(a.get("process") or [0] * len(ta), int)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                continue
+            if len(ta) != len(tb) or len(proc) != len(ta):
+                continue
+            block = str(pair.get("block") or pair.get("scenario") or "")
+            for p in np.unique(proc):
+                value = float(np.log(np.median(tb[proc == p]) / np.median(ta[proc == p])))
+                for key in {block, ""}:
+                    logs.setdefault(key, []).append(value)
+    return {block: (float(np.mean(np.square(v))) / 2, len(v)) for block, v in logs.items() if len(v) >= 3}

@@ -111,9 +111,34 @@ def describe_callable(fn: Any) -> str:
     return f"{module}.{name}" if module and module not in ("builtins", "__main__") else str(name)
 
 
+# First lines of TensorFlow's and Keras's errors that say where, not what: the cause is further down.
+WRAPPERS = ("Graph execution error:", "in user code:", "Exception encountered when calling",
+            "During handling of the above exception", "Traceback (most recent call last)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def cause_line(text: str) -> str:
+    """The line of an error's text that says what went wrong. TensorFlow's graph errors open with "Graph execution
+    error:", then where the failing op was defined (indented frames), then the cause; Keras's open with
+    "Exception encountered when calling ...", then the cause, then the arguments."""
+    lines = [_ANSI.sub("", ln).rstrip() for ln in text.strip().splitlines()]
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        return ""
+    if not lines[0].lstrip().startswith(WRAPPERS):
+        return lines[0].strip()
+    skip = (*WRAPPERS, "Detected at node", "File ", "Arguments received by", "\u2022", "[[", "defined at")
+    causes = [ln.strip() for ln in lines[1:] if not ln.strip().startswith(skip) and not ln.startswith("  ")]
+    causes = causes or [ln.strip() for ln in lines[1:] if not ln.strip().startswith(skip)]
+    if not causes:
+        return lines[0].strip()
+    cause = causes[-1] if lines[0].lstrip().startswith("Graph execution error:") else causes[0]
+    return cause.split("\t [[", 1)[0].split(" [[{{node", 1)[0].strip()
+
+
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    text = cause_line(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def call_user(scenario: str, what: str, fn: Callable[..., Any], *args: Any, size: Size | None = None) -> Any:

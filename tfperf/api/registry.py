@@ -142,6 +142,8 @@ def load(specs: tuple[str, ...] | list[str] = ()) -> Registry:
             reg.add(spec, resolve(spec))
         except ScenarioError as exc:
             reg.errors.append((spec, str(exc)))
+        except SystemExit as exc:  # sys.exit() in a scenario file: one line, not the end of the run
+            reg.errors.append((spec, f"importing it called sys.exit({exc.code!r})"))
         except Exception as exc:  # a scenario file that fails in its own code: one line, the rest load
             reg.errors.append((spec, first_line(exc)))
     if not specs:

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tfperf.api.base import ScenarioError, Size, Unsupported
+from tfperf.api.base import ScenarioError, Size, Unsupported, first_line
 from tfperf.results import traces
 from tfperf.runtime import build as runtime_build
 from tfperf.runtime import devices, profiling
@@ -63,7 +63,7 @@ def message(exc: BaseException) -> str:
     text = str(exc).strip()
     if isinstance(exc, ScenarioError):  # already one line naming the scenario, the factory and the cause
         return text.splitlines()[0]
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+    return first_line(exc)
 
 
 class Member:

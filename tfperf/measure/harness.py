@@ -23,6 +23,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Harness:
     _results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _scales: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     _between: dict[str, tuple[float, int] | None] = field(default_factory=dict)  # a block's process-level component
+    write_error: str = ""  # why the last write of the results file failed ("" when it did not)
 
     # ---- rows -------------------------------------------------------------------------------------
     def select(self, selection: list[tuple[str, str]]) -> None:
@@ -141,6 +143,9 @@ class Harness:
                            "rounds": rounds,
                            "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
                            "levels": vars(s.levels)}
+                started = time.monotonic()
+                self._say(f"tfperf: {scenario_name}: {len(members)} variants, process {order.index(p) + 1}/"
+                          f"{len(order)}" + (" (then profiling)" if request["profile"] else "") + " ...")
                 try:
                     reply = self._workers[p].ask(request)
                 except WorkerDied as exc:
@@ -152,6 +157,8 @@ class Harness:
                     self._workers[p] = Worker(p, s)
                     reply = self._workers[p].ask(request)
                 replies[p] = reply
+                self._say(f"tfperf: {scenario_name}: process {order.index(p) + 1}/{len(order)} done in "
+                          f"{time.monotonic() - started:.0f} s")
                 self._scales.setdefault(block_id, {
                     m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
         except WorkerDied as exc:
@@ -166,6 +173,14 @@ class Harness:
         self._between[scenario_name] = between
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
         self.null_pairs += null_pairs
+
+    def _say(self, line: str) -> None:
+        """A progress line on the terminal, while a block runs: a block of a large model can take minutes, and a
+        run that says nothing for that long looks hung. Shown unless pytest runs quiet twice (-qq)."""
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and self.config.get_verbosity() > -2:
+            tr.ensure_newline()
+            tr.write_line(line)
 
     def stop(self) -> None:
         """Stop every worker process (also on failure and Ctrl-C)."""
@@ -258,7 +273,10 @@ class Harness:
             python=platform.python_version(),
         )
 
-    def write(self) -> Path:
+    def write(self) -> Path | None:
+        """Rewrite the results file, whole or not at all; None (and `write_error` says why) when it cannot be
+        written: a results folder made read-only or removed mid-run must not turn a variant's result into a
+        traceback."""
         bs = self.config._benchmarksession  # type: ignore[attr-defined]
         done = [b for b in bs.benchmarks if any(b is f for f in self.finished)]
         machine, commit = self.envelope()
@@ -268,5 +286,10 @@ class Harness:
         hook.pytest_benchmark_update_json(config=self.config, benchmarks=done, output_json=out)
         out["tfperf"] = self.tfperf_section()
         path = self.settings.run_dir / "benchmarks.json"
-        atomic_write(path, safe_dumps(out, ensure_ascii=True, indent=2))
+        try:
+            atomic_write(path, safe_dumps(out, ensure_ascii=True, indent=2))
+        except OSError as exc:  # the folder made read-only or removed mid-run: said once, the run goes on
+            self.write_error = f"could not write {path}: {exc.strerror or exc}"
+            return None
+        self.write_error = ""
         return path

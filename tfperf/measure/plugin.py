@@ -94,6 +94,9 @@ REFUSED_BENCHMARK_FLAGS = {
     "--benchmark-disable-gc": "the collector is always off during a round and runs between rounds",
     "--benchmark-timer": "rounds are timed with time.perf_counter in the worker processes",
     "--benchmark-cprofile": "use the TensorFlow profiler pass (traces/) instead",
+    "--benchmark-autosave": "every run is saved already, to --tfperf-results/<run-id>/benchmarks.json",
+    "--benchmark-save": "every run is saved already, to --tfperf-results/<run-id>/benchmarks.json",
+    "--benchmark-storage": "runs are stored under --tfperf-results",
 }
 
 
@@ -106,12 +109,17 @@ def _refuse_benchmark_flags(config: pytest.Config) -> None:
 
 def _run_dir(config: pytest.Config, size: str) -> Path:
     root = Path(config.getoption("--tfperf-results"))
+    if not str(config.getoption("--tfperf-results")).strip():
+        raise pytest.UsageError("tfperf: --tfperf-results is empty; give the results folder (default: results)")
     given = config.getoption("--tfperf-run-id")
-    run_id = given or f"{datetime.now():%Y%m%d-%H%M%S}-{size}"
+    run_id = given if given is not None else f"{datetime.now():%Y%m%d-%H%M%S}-{size}"
     if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
         raise pytest.UsageError(f"tfperf: --tfperf-run-id must be one folder name of letters, digits, '.', '_' "
                                 f"and '-' (at most 100, not starting with '.' or '-'), got {run_id!r}")
     run_dir = root / run_id
+    if run_dir.exists() and not run_dir.is_dir():
+        raise pytest.UsageError(f"tfperf: run folder {run_dir} is a file, not a folder: choose another "
+                                "--tfperf-run-id or --tfperf-results")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise pytest.UsageError(f"tfperf: run folder {run_dir} already exists and is not empty; a run never "
                                 "overwrites another: choose a new --tfperf-run-id or remove that folder")
@@ -183,6 +191,15 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest_configure, where pytest-benchmark makes its session
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """pytest-benchmark makes its storage folder (./.benchmarks) when its session starts, even when nothing is
+    saved there: point it at the results root, so a run writes nothing outside it."""
+    root = config.getoption("--tfperf-results", default=None)
+    if root and hasattr(config.option, "benchmark_storage"):
+        config.option.benchmark_storage = "file://" + str(Path(root).absolute())
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark has made its session
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--collect-only"):
@@ -225,7 +242,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The report benchmark goes last: it reads what every other benchmark wrote."""
-    items.sort(key=lambda item: item.path.name == "test_report.py")
+    items.sort(key=lambda item: item.name == "test_report_build")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -274,6 +291,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if tr is not None:
         tr.ensure_newline()
     say = tr.write_line if tr is not None else print
+    for spec, cause in harness.registry.errors:  # said even when -k deselected the failing case
+        say(f"tfperf: --tfperf-scenarios {spec}: {cause}")
+    if harness.registry.errors and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if path is None:
+        say(f"tfperf: {harness.write_error}; the run's rows are lost")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
     say(f"tfperf: results in {path}")
     try:
         for line in tables.resolution_lines(load_run(path))[:1]:

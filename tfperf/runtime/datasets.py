@@ -82,10 +82,13 @@ def batch_length(batch: Any) -> tf.Tensor:
     return tf.shape(tf.nest.flatten(batch)[0], out_type=tf.int64)[0]
 
 
-def _count_records(ds: tf.data.Dataset) -> int:
+def _count_records(ds: tf.data.Dataset, scenario: str) -> int:
     n = int(ds.cardinality())
     if n >= 0:
         return n
+    if n == int(tf.data.INFINITE_CARDINALITY):  # counting would never end: a source ending in .repeat()
+        raise ScenarioError(f"scenario {scenario}: the source is infinite (it repeats); give Stages(examples=...) "
+                            "for the records of a pass, or a finite source")
     return int(ds.reduce(np.int64(0), lambda a, _: a + 1))
 
 
@@ -155,7 +158,7 @@ class StagesData(PipelineData):
             return int(given)
 
         def count() -> int:
-            n = _count_records(self._raw(st, size, interleave=None, deterministic=True))
+            n = _count_records(self._raw(st, size, interleave=None, deterministic=True), self.name)
             if n <= 0:
                 raise ScenarioError(f"scenario {self.name}: the source has no records")
             return n
