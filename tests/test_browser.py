@@ -29,7 +29,7 @@ def browser():
 
 def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_path):
     path, charts, _ = html.build(load_run(fixture_run), workers=1)
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # the first screen the answer must fit
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -40,8 +40,13 @@ def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_pa
                              "d.querySelectorAll('.main-svg').length > 0 && d.querySelectorAll('.bars path, .point path, .points path').length > 0)")
     assert len(rendered) == charts and all(rendered), rendered
     assert page.evaluate("window.TFPERF_CHARTS") == charts
-    # the page opens with its findings (after the title), each a non-empty sentence
-    assert page.evaluate("document.querySelector('h1').nextElementSibling.id") == "findings"
+    # the page opens with its answer (after the title): every scenario's verdict and top changes on the first screen
+    assert page.evaluate("document.querySelector('h1').nextElementSibling.id") == "answer"
+    assert page.viewport_size == {"width": 1280, "height": 900}
+    bottoms = page.evaluate("Array.from(document.querySelectorAll('#answer .answer')).map(a => "
+                            "a.getBoundingClientRect().bottom)")
+    assert bottoms and max(bottoms) <= 900, bottoms
+    # then the findings, each a non-empty sentence
     assert page.evaluate("document.querySelectorAll('#findings li').length") >= 1
     assert all(t.strip() for t in page.evaluate("Array.from(document.querySelectorAll('#findings li')).map(li => "
                                                 "li.textContent)"))
@@ -50,4 +55,4 @@ def test_every_chart_renders_without_console_errors(browser, fixture_run, tmp_pa
     assert any(d.startswith("light/naive:") and "sequential map" in d and "measured in this run" in d
                for d in diagnosed), diagnosed
     assert errors == []
-    page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    page.screenshot(path=str(os.environ.get("TFPERF_SCREENSHOT") or tmp_path / "report.png"), full_page=False)

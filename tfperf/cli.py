@@ -1,7 +1,10 @@
 """The ``tfperf`` command (also ``python -m tfperf``), one argparse parser for every subcommand:
 
-- ``tfperf run [OPTIONS]``: the main job, from any folder (the same as ``pytest bench --benchmark-only`` in the
-  repository; every ``--tfperf-*`` option and pytest's ``-k`` pass through);
+- ``tfperf run [SPEC ...] [OPTIONS]``: the main job, from any folder (the same as ``pytest bench --benchmark-only``
+  in the repository; a SPEC is ``--tfperf-scenarios SPEC``, ``--size`` is ``--tfperf-size``, and every other
+  ``--tfperf-*`` option and pytest's ``-k`` pass through);
+- ``tfperf ab BASE NEW [OPTIONS]``: before and after in one run (:mod:`tfperf.api.ab`): exit 1 on a regression
+  beyond ``--threshold``, 2 on unusable input;
 - ``tfperf list [SPEC ...]``: the scenarios and variants a run would hold;
 - ``tfperf report build RUN`` (RUN/report.html), ``tfperf report table RUN`` (the comparison tables);
 - ``tfperf compare BASE NEW`` or ``BASE... -- NEW...`` (also ``tfperf report compare``): exit 1 on a flagged
@@ -19,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from tfperf.analysis import answers, tables
 from tfperf.analysis import gate as cmp
-from tfperf.analysis import tables
 from tfperf.render import compare_page, html
 from tfperf.results.store import ReportError, atomic_write, load_run
 
@@ -73,6 +76,8 @@ def parser(prog: str = "tfperf") -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="the main job: time, profile and report every variant (options: tfperf run --help)",
                    add_help=False)
+    sub.add_parser("ab", help="before and after in one run: BASE NEW measured in the same rounds (tfperf ab --help)",
+                   add_help=False)
     ls = sub.add_parser("list", help="the scenarios and variants a run would hold")
     ls.add_argument("specs", nargs="*", metavar="SPEC", help="a module or a .py file (default: the built-ins)")
     report = sub.add_parser("report", help="reports from a results folder: build | table | compare")
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"]:
         return run_suite(argv[1:])
+    if argv[:1] == ["ab"]:
+        return run_ab(argv[1:], prog)
     argv, new_side = _split_runs(argv)
     args = parser(prog).parse_args(argv)
     if args.command == "list":
@@ -117,7 +124,8 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
             print(f"tfperf: report {path}: {charts} charts in {time.perf_counter() - start:.1f}s{note}; "
                   f"peak memory: report process {own:.0f} MB, largest worker {worker:.0f} MB")
         elif args.command == "table":
-            print(tables.format_text(load_run(args.run)))
+            run = load_run(args.run)
+            print("\n".join(["== the answer", *answers.lines(run), "", tables.format_text(run)]))
         else:
             if new_side is None:
                 if len(args.runs) != 2:
@@ -156,6 +164,40 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
 
 
 
+# pytest options that take a value (the value is not a SPEC): pytest's own that a run uses, and every --tfperf-*
+# option but the flags
+_VALUED = {"-k", "-m", "-p", "-o", "-c", "--rootdir", "--maxfail", "--deselect", "--ignore", "--basetemp",
+           "--benchmark-columns", "--benchmark-sort", "--benchmark-group-by", "--benchmark-json"}
+_FLAGS = {"--tfperf-no-profile", "--tfperf-no-report"}
+_SHORT = {"--size": "--tfperf-size", "--results": "--tfperf-results", "--run-id": "--tfperf-run-id",
+          "--processes": "--tfperf-processes", "--rounds": "--tfperf-rounds", "--no-profile": "--tfperf-no-profile",
+          "--no-report": "--tfperf-no-report"}
+
+
+def run_arguments(args: list[str]) -> list[str]:
+    """`tfperf run [SPEC ...] [OPTIONS]` as pytest arguments: a bare word is a SPEC (--tfperf-scenarios SPEC),
+    --size/--results/--run-id/--processes/--rounds/--no-profile/--no-report are short for their --tfperf-* names,
+    everything else passes through to pytest."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        flag = _SHORT.get(flag, flag)
+        arg = flag + eq + value
+        if not arg.startswith("-") and arg:
+            out += ["--tfperf-scenarios", arg]
+        elif not eq and (flag in _VALUED or (flag.startswith("--tfperf-") and flag not in _FLAGS)) \
+                and i + 1 < len(args):
+            n = 2 if flag == "--tfperf-ab" else 1
+            out += [flag, *args[i + 1:i + 1 + n]]
+            i += n
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def run_suite(args: list[str]) -> int:
     """The main job through pytest, on the suite inside the installed package: every option passes through
     (``tfperf run --help`` lists the ``tfperf`` group among pytest's)."""
@@ -164,7 +206,65 @@ def run_suite(args: list[str]) -> int:
     from tfperf.measure import suite
 
     return int(pytest.main([suite.__file__, "--benchmark-only", "-p", "tfperf.measure.plugin", "-p",
-                            "no:cacheprovider", "--rootdir", str(Path.cwd()), *args]))
+                            "no:cacheprovider", "--rootdir", str(Path.cwd()), *run_arguments(args)]))
+
+
+def _ab_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{prog} ab", description="Before and after in one run: the scenarios of BASE and NEW (each a module or a "
+        ".py file, optionally :attribute) paired by scenario and variant name and measured in the same rounds of the "
+        "same worker processes. Exit 1 on a regression beyond --threshold, 2 on unusable input.",
+        epilog="Other options pass through to the run (tfperf run --help), e.g. --tfperf-rounds 8.")
+    p.add_argument("base", metavar="BASE")
+    p.add_argument("new", metavar="NEW")
+    p.add_argument("--threshold", default="5", help="percent slowdown that fails the run, 0 to 1000 (default 5)")
+    p.add_argument("--size", default="default", help="smoke, small, default or large (default: default)")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--run-id", default=None, help="run folder name (default: ab-<time>-<size>)")
+    p.add_argument("--processes", default=None, help="worker processes (default: the size's)")
+    p.add_argument("--profile", action="store_true", help="also capture a trace of every variant of both sides")
+    p.add_argument("-k", dest="select", default=None, metavar="EXPR", help="select benchmarks as pytest's -k does")
+    return p
+
+
+def run_ab(argv: list[str], prog: str = "tfperf") -> int:
+    """`tfperf ab BASE NEW`: each side is loaded here first (a side that does not import, or nothing in common:
+    one line, exit 2, no run folder), then the run goes through pytest with --tfperf-ab; the exit code is the
+    answer's (ab.json)."""
+    import json
+    from datetime import datetime
+
+    args, rest = _ab_parser(prog).parse_known_args(argv)
+    try:
+        threshold = _percent("--threshold", args.threshold)
+    except ReportError as exc:
+        print(f"tfperf ab: {exc}", file=sys.stderr)
+        return 2
+    from tfperf.runtime.quiet import tensorflow_started
+
+    with tensorflow_started():
+        from tfperf.api import ab, registry
+        from tfperf.runtime import devices
+
+        devices.configure()  # before a side's file can run a TensorFlow op: the CPU split the run uses
+        reg = registry.load([ab.spec(args.base, args.new)])
+    if reg.errors:
+        print(f"tfperf ab: {reg.errors[0][1]}", file=sys.stderr)
+        return 2
+    run_id = args.run_id or f"ab-{datetime.now():%Y%m%d-%H%M%S}-{args.size}"
+    command = ["--tfperf-ab", args.base, args.new, "--tfperf-ab-threshold", f"{100 * threshold:g}",
+               "--tfperf-size", args.size, "--tfperf-results", args.results, "--tfperf-run-id", run_id]
+    if args.processes is not None:
+        command += ["--tfperf-processes", args.processes]
+    if not args.profile:
+        command.append("--tfperf-no-profile")
+    if args.select:
+        command += ["-k", args.select]
+    rc = run_suite([*command, *rest])
+    answer = Path(args.results) / run_id / "ab.json"
+    if answer.is_file():
+        return int(json.loads(answer.read_text())["exit_code"])
+    return 2 if rc in (2, 3, 4, 5) else rc
 
 
 def _list(specs: list[str]) -> int:

@@ -238,6 +238,10 @@ class Scenario:
             out.append(v.bound)
         return out
 
+    def row_info(self, v: Variant) -> dict[str, Any]:
+        """Fields of its own that every row of `v` carries (an A/B scenario says which side a row is)."""
+        return {}
+
     def variant(self, name: str) -> Variant:
         for v in self.variants:
             if v.name == name:

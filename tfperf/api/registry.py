@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import ab
 from .base import Scenario, ScenarioError, first_line
 
 BUILTIN = "tfperf.builtins"  # the built-in scenarios: a module like any user's (SPEC `builtins` names it too)
@@ -33,6 +34,7 @@ class Registry:
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (spec, one-line cause)
     origin: dict[str, str] = field(default_factory=dict)  # scenario name -> the spec it came from
+    notes: list[str] = field(default_factory=list)  # what an A/B SPEC left unpaired, one line each
 
     def __getitem__(self, name: str) -> Scenario:
         try:
@@ -89,8 +91,31 @@ def _scenarios_in(obj: Any, where: str) -> list[Scenario]:
     raise ScenarioError(f"{where} is {type(obj).__name__}, not a scenario or a list of scenarios")
 
 
+def resolve_ab(spec: str) -> ab.Pairing:
+    """The paired scenarios of an A/B SPEC (see :mod:`tfperf.api.ab`), or a ScenarioError naming the side."""
+    sides = ab.parse(spec)
+    assert sides is not None
+    found = []
+    for label, side in zip(("BASE", "NEW"), sides, strict=True):
+        try:
+            found.append(resolve(side))
+        except ScenarioError as exc:
+            raise ScenarioError(f"{label} {side}: {exc}") from None
+        except SystemExit as exc:
+            raise ScenarioError(f"{label} {side}: importing it called sys.exit({exc.code!r})") from None
+        except Exception as exc:
+            raise ScenarioError(f"{label} {side}: {first_line(exc)}") from None
+    pairing = ab.pair(found[0], found[1], sides[0], sides[1])
+    if not pairing.scenarios:
+        raise ScenarioError(f"no benchmark in common between {sides[0]} and {sides[1]}"
+                            + (f" ({'; '.join(pairing.notes[:3])})" if pairing.notes else ""))
+    return pairing
+
+
 def resolve(spec: str) -> list[Scenario]:
     """The scenarios a SPEC names, or a ScenarioError with the one-line cause."""
+    if ab.parse(spec) is not None:
+        return list(resolve_ab(spec).scenarios)
     target, _, attr = spec.partition(":")
     if target == "builtins":
         target = BUILTIN
@@ -139,6 +164,11 @@ def load(specs: tuple[str, ...] | list[str] = ()) -> Registry:
         named = [BUILTIN]
     for spec in named:
         try:
+            if ab.parse(spec) is not None:
+                pairing = resolve_ab(spec)
+                reg.add(spec, list(pairing.scenarios))
+                reg.notes += pairing.notes
+                continue
             reg.add(spec, resolve(spec))
         except ScenarioError as exc:
             reg.errors.append((spec, str(exc)))

@@ -6,6 +6,7 @@ built-ins and the ``tfperf.scenarios`` entry points)."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tfperf.analysis import tables
-from tfperf.api import registry
+from tfperf.analysis import answers, tables
+from tfperf.api import ab, registry
 from tfperf.api.base import SIZES
 from tfperf.api.distributed import EXTERNAL_ENV
 from tfperf.procs import net
@@ -34,6 +35,7 @@ with tensorflow_started():
 
     devices.configure()  # before any TensorFlow op: split the CPU into two logical devices
 
+from . import ab_answer
 from .harness import Harness
 from .settings import Settings
 
@@ -71,6 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--tfperf-scenarios", action="append", default=[], metavar="SPEC",
                 help="run these scenarios only: a module name or a path to a .py file, optionally :attribute "
                      "(repeatable; default: the built-ins and the tfperf.scenarios entry points)")
+    g.addoption("--tfperf-ab", nargs=2, default=None, metavar=("BASE", "NEW"),
+                help="before and after in one run: pair the scenarios of BASE and NEW (each a SPEC as "
+                     "--tfperf-scenarios takes) variant by variant, measured in the same rounds; writes ab.json, "
+                     "ab.html and a results folder per side (tfperf ab runs this)")
+    g.addoption("--tfperf-ab-threshold", type=float, default=5.0, metavar="PERCENT",
+                help="with --tfperf-ab: a regression whose change exceeds this fails the run (default 5)")
     g.addoption("--tfperf-data-service", metavar="grpc://HOST:PORT", default=None,
                 help="run the tf.data service scenarios against this dispatcher (its workers) instead of local "
                      "clusters")
@@ -162,12 +170,30 @@ def _distributed_env(config: pytest.Config) -> None:
         os.environ["TFPERF_SERVICE_PORT"] = str(port)
 
 
+def _absolute(side: str) -> str:
+    """A side's SPEC with a file path made absolute (the worker processes load it from wherever they start)."""
+    target, sep, attr = side.partition(":")
+    if target.endswith(".py") or "/" in target or target.startswith("."):
+        return str(Path(target).absolute()) + sep + attr
+    return side
+
+
+def _specs(config: pytest.Config) -> tuple[str, ...]:
+    """The SPECs this session loads: --tfperf-scenarios, or the one A/B SPEC of --tfperf-ab."""
+    sides = config.getoption("--tfperf-ab", default=None)
+    if sides:
+        if config.getoption("--tfperf-scenarios"):
+            raise pytest.UsageError("tfperf: --tfperf-ab BASE NEW names the scenarios itself; drop --tfperf-scenarios")
+        return (ab.spec(_absolute(sides[0]), _absolute(sides[1])),)
+    return tuple(config.getoption("--tfperf-scenarios"))
+
+
 def _registry(config: pytest.Config) -> registry.Registry:
     """The scenarios this session runs, loaded once (a bad SPEC is kept as an error, the others load)."""
     if _REGISTRY not in config.stash:
         _distributed_env(config)
         with tensorflow_started():
-            config.stash[_REGISTRY] = registry.load(config.getoption("--tfperf-scenarios"))
+            config.stash[_REGISTRY] = registry.load(_specs(config))
     return config.stash[_REGISTRY]
 
 
@@ -218,6 +244,9 @@ def pytest_configure(config: pytest.Config) -> None:
     processes = DEFAULT_PROCESSES.get(size.name, 2) if processes is None else processes
     if not 1 <= processes <= 16:
         raise pytest.UsageError(f"tfperf: --tfperf-processes must be between 1 and 16, got {processes}")
+    threshold = config.getoption("--tfperf-ab-threshold")
+    if not (math.isfinite(threshold) and 0 <= threshold <= 1000):
+        raise pytest.UsageError(f"tfperf: --tfperf-ab-threshold must be between 0 and 1000 percent, got {threshold}")
     rounds = config.getoption("--tfperf-rounds")
     if rounds is not None and not 3 <= rounds <= 200:
         raise pytest.UsageError(f"tfperf: --tfperf-rounds must be between 3 and 200, got {rounds}")
@@ -229,12 +258,13 @@ def pytest_configure(config: pytest.Config) -> None:
         levels=TracerLevels(host=config.getoption("--tfperf-host-tracer-level"),
                                       python=config.getoption("--tfperf-python-tracer-level"),
                                       device=config.getoption("--tfperf-device-tracer-level")),
-        report=not config.getoption("--tfperf-no-report"),
+        # an A/B run's page is ab.html (each side's folder takes `tfperf report build`)
+        report=not config.getoption("--tfperf-no-report") and not config.getoption("--tfperf-ab"),
         processes=processes,
         rounds=rounds or 0,
         seed=seed,
         plugins=tuple(p for p in (config.option.plugins or []) if not p.startswith("no:")),
-        specs=tuple(config.getoption("--tfperf-scenarios")),
+        specs=_specs(config),
         paths=tuple(dict.fromkeys((str(config.rootpath), os.getcwd()))),
     )
     config.stash[_HARNESS] = Harness(config, settings, _registry(config))
@@ -301,10 +331,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     say(f"tfperf: results in {path}")
     try:
-        for line in tables.resolution_lines(load_run(path))[:1]:
+        done = load_run(path)
+        if not session.config.getoption("--tfperf-ab", default=None):
+            say("== the answer (per scenario: verdict, then the resolved changes worth making, best first)")
+            for line in answers.lines(done):
+                say(line)
+        for line in tables.resolution_lines(done)[:1]:
             say(f"tfperf: {line}")
     except Exception as exc:  # noqa: BLE001 - the results are written; a summary line must not fail the run
         say(f"tfperf: could not summarise the run: {exc}")
+    if session.config.getoption("--tfperf-ab", default=None):
+        try:
+            ab_answer.write(session, harness, path, say)
+        except Exception as exc:  # noqa: BLE001 - the rows are written; say why the answer is missing
+            say(f"tfperf: the A/B answer failed: {type(exc).__name__}: {exc}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if harness.settings.report:
         # A fresh process: the report is built from the files alone, exactly as `tfperf report build` does.
         proc = subprocess.run([sys.executable, "-m", "tfperf", "report", "build", str(harness.settings.run_dir)],
@@ -315,3 +356,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a run whose report failed did not succeed
     if harness.settings.profile:
         say(f"tfperf: traces: tensorboard --logdir {shlex.quote(str(harness.settings.run_dir / 'traces'))}")
+

@@ -50,6 +50,7 @@ def base_info(scenario: Scenario, variant: Variant, size: str) -> dict[str, Any]
         "suite_version": SUITE_VERSION,
         "scenario_version": scenario.version,
         "status": "running",
+        **scenario.row_info(variant),
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from tfperf.analysis import diagnosis, tables
+from tfperf.analysis import answers, diagnosis, tables
 from tfperf.analysis.tables import number
 from tfperf.analysis.trace_pool import analyse_run
 from tfperf.results.store import Run, atomic_write
@@ -280,6 +280,21 @@ def _known_limit(run: Run, problem: str) -> bool:
     return bool(len(rows)) and "loop" in rows and str(rows["loop"].iloc[0]) == "fit_spe"
 
 
+def _answers(run: Run) -> str:
+    """The answer, first on the page: per scenario its verdict, the top changes ranked by gain with their knobs,
+    and one line of what made no resolved difference."""
+    items = []
+    for a in answers.answers(run):
+        changes = "".join(f"<li>{esc(c)}</li>" for c in a.changes)
+        items.append(f"<div class='answer'><b>{esc(a.scenario)}</b>: {esc(a.verdict)}"
+                     + (f"<ol>{changes}</ol>" if changes else "")
+                     + (f"<div class='muted'>{esc(a.no_difference)}</div>" if a.no_difference else "") + "</div>")
+    body = "".join(items) or "<p class='muted'>No measured scenario to answer for.</p>"
+    return ("<section id='answer'><h2>Answer</h2><p class='muted'>Per scenario: the verdict, then the resolved "
+            "changes worth making, ranked by the gain their interval guarantees, each with the knob that makes it. "
+            "The full findings, the diagnosis and the tables follow.</p>" + body + "</section>")
+
+
 def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
     """The page's HTML, the number of charts in it, and the problems that make it partial."""
     figures, trace_problems = analyse_run(run.path, run.profiles, workers=workers)
@@ -295,6 +310,7 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
                  + (f" ({esc(', '.join(missing))})" if missing else "") + ".</div>")
     limits = [p for p in problems if _known_limit(run, p)]
     problems = [p for p in problems if p not in limits]
+    page.add(_answers(run))
     found = tables.findings(run)
     page.add("<section id='findings'><h2>Findings</h2>"
              + ("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in found) + "</ul>" if found else

@@ -23,7 +23,8 @@ FIELDS = ("scenario", "variant", "kind", "group", "scenario_doc", "baseline", "d
           "simulator_cpu_us", "workers", "mode", "dispatcher", "scaling_ideal", "scaling_efficiency",
           "scaling_efficiency_lo", "scaling_efficiency_hi", "allreduce_share", "allreduce_ms_per_step",
           "job_start_s", "cluster_start_s", "cpu_cores_busy", "client_cpu_us_per_example",
-          "cluster_cpu_us_per_example", "process_cpu_per_s", "speedup_p", "input_overhead_p", "interval_method")
+          "cluster_cpu_us_per_example", "process_cpu_per_s", "speedup_p", "input_overhead_p", "interval_method",
+          "ab_side", "ab_variant", "ab_spec", "ab_side_version")
 
 NUMERIC = ("examples", "examples_per_sec", "batch_size", "steps", "step_time_ms", "speedup", "speedup_lo",
            "speedup_hi", "input_overhead", "input_overhead_lo", "input_overhead_hi", "cv", "warmup_s",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tfperf.api.ab import ABScenario
 from tfperf.api.base import Scenario, ScenarioError, Size, Variant
 from tfperf.api.distributed import MultiWorkerScenario, ServiceScenario
 from tfperf.api.pipelines import PipelineScenario
@@ -28,13 +29,17 @@ def open_block(scenario: Scenario, variants: Sequence[Variant] = (), context: Bl
 
 
 def _data(block: Block, scenario: PipelineScenario) -> PipelineData:
-    return block.remember(("data", scenario.name), lambda: data_of(scenario))
+    # by object, not only by name: the two sides of an A/B hold scenarios of the same name, each with its own data
+    return block.remember(("data", scenario.name, id(scenario)), lambda: data_of(scenario))
 
 
 def runnable(scenario: Scenario, v: Variant, size: Size, block: Block | None = None) -> Runnable:
     """Build variant `v` of `scenario` at `size`, inside `block` (default: a block of its own, for a script or a
     test; a service variant's cluster is then its own block's to stop)."""
     block = block if block is not None else open_block(scenario, (v,))
+    if isinstance(scenario, ABScenario):  # one side's own variant of its own scenario, in the shared block
+        side, own = scenario.unwrap(v)
+        return runnable(side, own, size, block)
     if isinstance(scenario, PipelineScenario):
         return PipelineRun(_data(block, scenario), v, size)
     if isinstance(scenario, ModelScenario):
