@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ with tensorflow_started():
     import tensorflow  # noqa: F401 - started here, its start-up notices filtered
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Every process a test's run starts inherits this tag: leftover checks look for this session's processes only.
+SESSION_TAG = "TFPERF_TEST_SESSION"
+os.environ.setdefault(SESSION_TAG, uuid.uuid4().hex)
 REPO = Path(__file__).resolve().parent.parent
 
 

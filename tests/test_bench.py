@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, SESSION_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +21,17 @@ def _ids(*ids: str) -> list[str]:
 
 
 def _workers_left() -> list[str]:
-    """Command lines of tfperf.measure.worker processes still running (every test must leave none)."""
+    """Command lines of tfperf.measure.worker processes that this test session's runs started and that still run
+    (every test must leave none). A process counts only if it carries this session's tag (tests/conftest.py sets
+    it, every run a test starts inherits it), so another tfperf run on the machine does not fail the tests."""
     out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "tfperf.measure.worker" in cmd:
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if "tfperf.measure.worker" in cmd and proc.environ().get(SESSION_TAG) == os.environ[SESSION_TAG]:
                 out.append(cmd)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
     return out
 
 
@@ -250,3 +252,24 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, how):
         assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
         data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
         assert data["tfperf"]["interrupted"] is True
+
+
+def test_leftover_checks_see_this_sessions_processes_only():
+    """Another tfperf run on the machine (no session tag) is not this session's leftover; a tagged one is."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)", "tfperf.measure.worker"]
+    other = subprocess.Popen(sleeper, env={k: v for k, v in os.environ.items() if k != SESSION_TAG})
+    ours = subprocess.Popen(sleeper)
+    try:
+        left = _workers_left()
+        assert len(left) == 1  # ours only
+    finally:
+        for p in (other, ours):
+            p.kill()
+            p.wait()
+    assert _workers_left() == []
+
+
+def test_a_selection_that_matches_nothing_leaves_no_run_folder(tmp_path):
+    proc = _bench(tmp_path, "--tfperf-no-profile", "--tfperf-no-report", "-k", "no_such_variant_anywhere")
+    assert proc.returncode == 5, proc.stdout[-2000:] + proc.stderr[-2000:]  # pytest's "no tests collected"
+    assert not (tmp_path / "results" / "r").exists()

@@ -487,3 +487,22 @@ def test_a_scaling_efficiency_without_its_interval_is_still_shown():
     row = dict(scaling_efficiency=0.95, scaling_efficiency_lo=None, scaling_efficiency_hi=float("nan"))
     assert tables._efficiency(row) == ", scaling efficiency 95%"  # was a TypeError (100 * None)
     assert tables._efficiency(dict(scaling_efficiency=None)) == ""
+
+
+def test_a_killed_run_is_shown_incomplete_by_table_page_and_compare(fixture_run, tmp_path, capsys):
+    """SIGKILL leaves `interrupted: false` (nothing could record it), but the selection in the file names variants
+    with no row: every reader says the run is incomplete."""
+    data = json.loads((fixture_run / "benchmarks.json").read_text())
+    data["tfperf"]["interrupted"] = False
+    data["tfperf"]["selection"] = [*data["tfperf"]["selection"], "light/never_reached"]
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "benchmarks.json").write_text(json.dumps(data))
+    run = load_run(killed)
+    assert tables.incomplete(run).startswith("INCOMPLETE: run ") and "killed or crashed" in tables.incomplete(run)
+    assert "light/never_reached" in tables.format_text(run).splitlines()[1]
+    doc, _, _ = html.render(run, workers=1)
+    assert "id='interrupted'" in doc and "light/never_reached" in doc
+    c = compare.compare([load_run(fixture_run)], [run])
+    assert any(f.startswith("INCOMPLETE: run ") for f in compare.findings(c))
+    assert tables.incomplete(load_run(fixture_run)) == ""

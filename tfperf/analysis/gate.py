@@ -52,6 +52,7 @@ import pandas as pd
 
 from tfperf.results.store import Run
 
+from . import tables
 from .levels import Measured, block_levels, cpu_shares, rounds_of
 from .stats import instance_variance, judge, unit_variance
 from .tables import interval
@@ -332,6 +333,8 @@ def findings(c: Comparison) -> list[str]:
     out = []
     if c.incomparable:
         out.append("these runs are not comparable: " + "; ".join(c.incomparable))
+    out += [f"{tables.incomplete(r)}; its missing benchmarks are listed as in one run only"
+            for r in [*c.base, *c.new] if tables.incomplete(r)]
     if c.changed:
         out.append("compared across versions (each row's 'changed' says which apply to it): " + "; ".join(c.changed))
     if c.hosts:

@@ -163,6 +163,18 @@ def not_run(run: Run) -> list[str]:
     return [s for s in run.meta.get("selection") or [] if isinstance(s, str) and s not in done]
 
 
+def incomplete(run: Run) -> str:
+    """'' for a complete run, else one line: the run was stopped (Ctrl-C, SIGTERM) or killed before it could say
+    so (SIGKILL, a crash: the results file is rewritten after every variant, so its selection shows what is
+    missing)."""
+    missing = not_run(run)
+    if not (run.meta.get("interrupted") or missing):
+        return ""
+    how = "was stopped" if run.meta.get("interrupted") else "was killed or crashed (it could not record why)"
+    return (f"INCOMPLETE: run {run.run_id} {how} before every selected variant ran: {len(missing)} without a row"
+            + (f" ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''})" if missing else ""))
+
+
 def finding(row) -> str:
     """How a speedup reads: a finding only when its interval excludes 1, it survives the run's false discovery
     control (``discovered``, where the row has a p-value) and the row passed the physics check."""
@@ -256,10 +268,13 @@ def _efficiency(cells: dict[str, Any]) -> str:
 
 def best_variant(table: pd.DataFrame) -> str | None:
     """The fastest variant among those that compete: one scenario (one cost, one model), real choices only (a
-    compute-only bound is a yardstick, not a choice), on the device most of its rows ran on."""
+    compute-only bound is a yardstick, not a choice; an unstable row is not a result), on the device most of its
+    rows ran on."""
     if table.empty:
         return None
     t = table
+    if "unstable" in t:  # a row the physics check doubts (faster than its own bound, ...) is never the best
+        t = t[~t["unstable"].astype(bool)]
     if "bound_variant" in t:
         t = t[t["variant"] != t["bound_variant"]]
     if "device" in t and t["device"].notna().any():
@@ -277,9 +292,8 @@ def unmeasured(run: Run) -> pd.DataFrame:
 def format_text(run: Run) -> str:
     """The terminal view of a run: a table per scenario, then what was not measured."""
     out = [f"run {run.run_id}  size {run.meta.get('size', '?')}  TF {_tf(run)}"]
-    if run.meta.get("interrupted"):
-        out.append(f"INTERRUPTED: this run was stopped before every selected variant ran; did not run: "
-                   f"{', '.join(not_run(run)) or 'none recorded'}")
+    if incomplete(run):
+        out.append(incomplete(run))
     found = findings(run)
     if found:
         out.append("== findings")

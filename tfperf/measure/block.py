@@ -194,6 +194,8 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: rando
             continue
         try:
             m.runnable = make(m)
+        except Unsupported as exc:  # what this variant would do cannot be measured honestly here: said, not failed
+            m.fail("skipped", str(exc))
         except Exception as exc:  # a variant that cannot be built is recorded; the block goes on
             m.fail("failed", message(exc))
     alive = [m for m in block if m.runnable is not None]

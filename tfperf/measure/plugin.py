@@ -315,6 +315,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         harness.interrupted = True
     if not (harness.finished or harness.unmeasured):
+        try:  # nothing ran (-k matched nothing, a usage error): no empty run folder is left behind
+            harness.settings.run_dir.rmdir()
+        except OSError:
+            pass
         return
     path = harness.write()
     tr = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -303,11 +303,9 @@ def render(run: Run, workers: int = 2) -> tuple[str, int, list[str]]:
         problems.append("profiling was off for this run: no step-time breakdowns or tf.data figures")
     page = Page()
     title = f"tfperf report: {run.run_id}"
-    if run.meta.get("interrupted"):
-        missing = tables.not_run(run)
-        page.add("<div class='partial' id='interrupted'><b>Interrupted.</b> This run was stopped before every "
-                 f"selected variant ran: {len(run.frame)} finished, {len(missing)} did not run"
-                 + (f" ({esc(', '.join(missing))})" if missing else "") + ".</div>")
+    if tables.incomplete(run):
+        page.add(f"<div class='partial' id='interrupted'><b>{esc(tables.incomplete(run))}</b> ({len(run.frame)} "
+                 "rows finished).</div>")
     limits = [p for p in problems if _known_limit(run, p)]
     problems = [p for p in problems if p not in limits]
     page.add(_answers(run))

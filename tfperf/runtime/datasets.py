@@ -23,6 +23,7 @@ from tfperf.api.base import (
     SEED,
     ScenarioError,
     Size,
+    Unsupported,
     Variant,
     call_user,
     describe_callable,
@@ -205,6 +206,7 @@ class StagesData(PipelineData):
         det = None if v.deterministic or par is None else False
         if v.cache:
             # The expensive stage before the cache; the after-cache stage (random augmentation) after it.
+            _refuse_random_before_cache(self.name, st.map, ds.element_spec)
             ds = ds.map(st.map, num_parallel_calls=par, deterministic=det).cache()
             if repeat != 1:
                 ds = ds.repeat(repeat)
@@ -224,6 +226,28 @@ class StagesData(PipelineData):
         if self.scenario.ideal is not None:
             info.update(self.scenario.ideal(v, size))
         return ds, info
+
+
+def random_ops(fn: Callable[..., Any], spec: Any) -> list[str]:
+    """The random op types in `fn` traced as tf.data traces a map function on elements of `spec` (its nested
+    functions included: a Keras random layer's draws sit inside conditionals)."""
+    args = spec if isinstance(spec, tuple) else (spec,)
+    graph = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    return sorted(o for o in ops if "Random" in o or o.startswith(("Rng", "StatelessMultinomial")))
+
+
+def _refuse_random_before_cache(scenario: str, fn: Callable[..., Any], spec: Any) -> None:
+    """A cache after a random map freezes one draw for every epoch: a speedup that changes what a model trains on
+    (keras-io's image classification example, its augmentation in `map`, read "best: cache, 12.29x"). The variant is
+    skipped with the reason, never measured."""
+    try:
+        found = random_ops(fn, spec)
+    except Exception:  # noqa: BLE001 - a map this tracing cannot handle: tf.data's own trace will say what is wrong
+        return
+    if found:
+        raise Unsupported(f"not measured: cache() after this map would freeze its random ops ({', '.join(found[:3])}) "
+                          "into one draw for every epoch; put the random part in Stages(after_cache=...)")
 
 
 class DatasetData(PipelineData):
