@@ -162,6 +162,7 @@ def test_a_map_doing_more_work_is_a_regression_and_the_same_file_is_not(tmp_path
     assert row["lo"] > 0 and row["limit"] < row["change"]
     assert answer["sides"]["base"]["spec"] == str(old) and answer["sides"]["new"]["scenario_versions"]["edited"]
     assert "edited/naive" in proc.stdout and "regression" in proc.stdout
+    assert proc.stdout.rindex("edited/naive") > proc.stdout.rindex("Legend:")  # the answer comes last
     assert (run / "ab.html").read_text().count("regression") >= 2
     # each side is a results folder of its own, read by compare and the tables
     for side in ("base", "new"):

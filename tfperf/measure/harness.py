@@ -61,6 +61,7 @@ class Harness:
     _scales: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     _between: dict[str, tuple[float, int] | None] = field(default_factory=dict)  # a block's process-level component
     write_error: str = ""  # why the last write of the results file failed ("" when it did not)
+    last_words: list[str] = field(default_factory=list)  # the run's answer, printed after every other summary
 
     # ---- rows -------------------------------------------------------------------------------------
     def select(self, selection: list[tuple[str, str]]) -> None:

@@ -307,6 +307,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"tfperf: size {s.size.name}, results {s.run_dir}, profiling {'on' if s.profile else 'off'}"
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's table: the answer is the last thing a run prints
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    harness = terminalreporter.config.stash.get(_HARNESS, None)
+    if harness is not None and harness.last_words:
+        terminalreporter.ensure_newline()
+        for line in harness.last_words:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     harness = session.config.stash.get(_HARNESS, None)
     if harness is None:
@@ -337,16 +346,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         done = load_run(path)
         if not session.config.getoption("--tfperf-ab", default=None):
-            say("== the answer (per scenario: verdict, then the resolved changes worth making, best first)")
-            for line in answers.lines(done):
-                say(line)
+            harness.last_words += ["== the answer (per scenario: verdict, then the resolved changes worth making, "
+                                   "best first)", *answers.lines(done)]
         for line in tables.resolution_lines(done)[:1]:
             say(f"tfperf: {line}")
     except Exception as exc:  # noqa: BLE001 - the results are written; a summary line must not fail the run
         say(f"tfperf: could not summarise the run: {exc}")
     if session.config.getoption("--tfperf-ab", default=None):
         try:
-            ab_answer.write(session, harness, path, say)
+            ab_answer.write(session, harness, path, harness.last_words.append)
         except Exception as exc:  # noqa: BLE001 - the rows are written; say why the answer is missing
             say(f"tfperf: the A/B answer failed: {type(exc).__name__}: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -288,8 +288,11 @@ def _answers(run: Run) -> str:
         changes = "".join(f"<li>{esc(c)}</li>" for c in a.changes)
         items.append(f"<div class='answer'><b>{esc(a.scenario)}</b>: {esc(a.verdict)}"
                      + (f"<ol>{changes}</ol>" if changes else "")
-                     + (f"<div class='muted'>{esc(a.no_difference)}</div>" if a.no_difference else "") + "</div>")
-    body = "".join(items) or "<p class='muted'>No measured scenario to answer for.</p>"
+                     + (f"<details class='muted'><summary>no resolved difference</summary>"
+                        f"{esc(a.no_difference.removeprefix('no resolved difference: '))}</details>"
+                        if a.no_difference else "") + "</div>")
+    body = ("<div class='answers'>" + "".join(items) + "</div>") if items else \
+        "<p class='muted'>No measured scenario to answer for.</p>"
     return ("<section id='answer'><h2>Answer</h2><p class='muted'>Per scenario: the verdict, then the resolved "
             "changes worth making, ranked by the gain their interval guarantees, each with the knob that makes it. "
             "The full findings, the diagnosis and the tables follow.</p>" + body + "</section>")
