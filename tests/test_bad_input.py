@@ -193,3 +193,33 @@ def test_an_infinite_source_is_refused_instead_of_counted_for_ever(smoke):
                                                   map=lambda x: x, batch_size=2))
     with pytest.raises(tfperf.ScenarioError, match="the source is infinite"):
         runnable(sc, sc.variant("naive"), smoke)
+
+
+def test_minor_bad_inputs_name_their_cause(tmp_path, fixture_run):
+    """A null tfperf section is noted and read as empty; a scenarios folder, an output path that is a folder and a
+    TFPERF_CACHE that is a file each say so in their own words."""
+    from tfperf.analysis import tables
+    from tfperf.api import registry
+    from tfperf.builtins import data
+    from tfperf.results.store import atomic_write, load_run
+
+    raw = json.loads((fixture_run / "benchmarks.json").read_text())
+    raw["tfperf"] = None
+    (fixture_run / "benchmarks.json").write_text(json.dumps(raw))
+    run = load_run(fixture_run)
+    assert any("the tfperf section is null; ignored" in p for p in run.problems)
+    assert tables.format_text(run).startswith("run ")
+    [(_, cause)] = registry.load([str(tmp_path)]).errors
+    assert cause == f"{tmp_path} is a folder: name a .py file in it, or a module"
+    try:
+        atomic_write(tmp_path, "x")
+        raise AssertionError("expected IsADirectoryError")
+    except IsADirectoryError as exc:
+        assert exc.filename == str(tmp_path) and "is a folder" in str(exc)
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("")
+    try:
+        data.image_shards(24, 3, 32, root=blocker)
+        raise AssertionError("expected CacheError")
+    except data.CacheError as exc:
+        assert "is a file, not a folder" in str(exc)

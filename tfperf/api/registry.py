@@ -121,6 +121,8 @@ def resolve(spec: str) -> list[Scenario]:
         target = BUILTIN
     if target.endswith(".py") or "/" in target or target.startswith("."):
         path = Path(target)
+        if path.is_dir():
+            raise ScenarioError(f"{target} is a folder: name a .py file in it, or a module")
         if not path.is_file():
             raise ScenarioError(f"no such file: {target}")
         loader = lambda: _module_from_path(path)  # noqa: E731

@@ -146,6 +146,9 @@ def image_shards(count: int, shards: int, side: int, seed: int = SEED, root: Pat
     """The cached JPEG TFRecord set for these parameters, written or rewritten when needed."""
     base = root or cache_root()
     folder = base / f"images-v{IMAGE_SET_VERSION}-n{count}-s{shards}-px{side}-seed{seed}"
+    if base.exists() and not base.is_dir():
+        raise CacheError(f"image cache (TFPERF_CACHE={base}) at {folder}: {base} is a file, not a folder; point "
+                         "TFPERF_CACHE at a folder")
     try:
         problem = _check(folder, count, shards)
         if problem is not None:

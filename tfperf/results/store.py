@@ -8,6 +8,7 @@ marked partial).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -33,7 +34,7 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return str(self.raw.get("tfperf", {}).get("run_id") or self.path.name)
+        return str(self.meta.get("run_id") or self.path.name)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -124,8 +125,8 @@ def load_run(path: str | Path) -> Run:
     if "tfperf" not in raw:
         problems.append("no tfperf section: written by plain pytest-benchmark, so no skipped rows or traces")
     section = raw.get("tfperf")
-    if section is not None and not isinstance(section, dict):
-        problems.append(f"{file}: the tfperf section is not an object; ignored")
+    if "tfperf" in raw and not isinstance(section, dict):  # null, a string, a list: noted, read as empty
+        problems.append(f"{file}: the tfperf section is {'null' if section is None else 'not an object'}; ignored")
         raw["tfperf"] = section = {}
     for key in ("profiles", "unmeasured", "null_pairs"):
         if section and key in section and not isinstance(section[key], list):
@@ -156,8 +157,13 @@ def atomic_write(path: str | Path, text: str) -> None:
     process's umask applies, as for a plain open()), flushed and fsynced, then renamed over the target; on any
     error the temporary file is removed. The one writer of every file the suite writes."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:  # said of the path asked for, not of the temporary file beside it
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
