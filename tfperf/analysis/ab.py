@@ -119,7 +119,7 @@ def summary(a: Answer) -> list[str]:
         ok = g[g["verdict"].isin(VERDICTS[:3]) & g["change"].notna()]
         mean = math.exp(sum(math.log1p(c) for c in ok["change"]) / len(ok)) - 1 if len(ok) else math.nan
         parts = [f"{counts[v]} {v}" for v in VERDICTS if counts.get(v)]
-        lines.append(f"{scenario}: {', '.join(parts)}; geometric mean change {tables.number(100 * mean, '{:+.1f}%')}")
+        lines.append(f"{scenario}: {', '.join(parts)}; geometric mean change {tables.number(100 * mean, '{:+.1f}%') or '-'}")
     return lines
 
 

@@ -65,7 +65,8 @@ def answer(run: Run, scenario: str) -> Answer | None:
         changes.append(f"{r.variant}: {r.speedup:.2f}x {tables.interval(r.speedup_lo, r.speedup_hi)} the speed of "
                        f"{r.baseline}" + (f" (set {knob})" if knob else ""))
     best = tables.best_variant(t)
-    verdict = f"fastest measured: {best}" if best else "no variant measured"
+    verdict = f"fastest measured: {best}" if best else \
+        "no fastest variant named: every measured row is unstable (see the findings)"
     if "input_overhead" in t.columns:
         over = t[t["input_overhead"].notna() & ~t["unstable"]]
         bound = [r for r in over.itertuples() if r.overhead_lo > 0 and r.overhead_discovered is not False]

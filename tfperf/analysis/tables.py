@@ -294,6 +294,10 @@ def format_text(run: Run) -> str:
     out = [f"run {run.run_id}  size {run.meta.get('size', '?')}  TF {_tf(run)}"]
     if incomplete(run):
         out.append(incomplete(run))
+    for crash in run.meta.get("worker_crashes") or []:
+        if isinstance(crash, dict):
+            out.append(f"worker crash in block {crash.get('block')}: {crash.get('cause')} (measured again in a fresh "
+                       "process)")
     found = findings(run)
     if found:
         out.append("== findings")

@@ -334,6 +334,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if tr is not None:
         tr.ensure_newline()
     say = tr.write_line if tr is not None else print
+    for crash in harness.crashes:  # a crash is not a measurement: the block was measured again, once
+        say(f"tfperf: a worker process crashed in block {crash['block']}: {crash['cause']}")
     for spec, cause in harness.registry.errors:  # said even when -k deselected the failing case
         say(f"tfperf: --tfperf-scenarios {spec}: {cause}")
     if harness.registry.errors and session.exitstatus == pytest.ExitCode.OK:

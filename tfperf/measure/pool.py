@@ -40,9 +40,11 @@ class Worker:
             line = ""
         if not line:
             code = self.proc.wait()
-            last = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()][-1:]
-            raise WorkerDied(f"worker process {self.index + 1} exited with code {code}"
-                             + (f": {last[0].strip()}" if last else "") + f" (log: {self.log})")
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
+                else f"exited with code {code}"
+            cause = crash_cause(self.log.read_text(errors="replace"))
+            raise WorkerDied(f"worker process {self.index + 1} {how}" + (f": {cause}" if cause else "")
+                             + f" (log: {self.log})")
         return json.loads(line)
 
     def stop(self) -> None:
@@ -59,6 +61,20 @@ class Worker:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+
+
+# What faulthandler prints after the cause: the stacks and the list of extension modules (3,000 characters)
+_DUMP = ("Extension modules:", "File ", "Current thread", "Thread 0x", "Stack (most recent call first)", "<no Python frame>")
+
+
+def crash_cause(log: str) -> str:
+    """The one line of a dead worker's log that says why: faulthandler's "Fatal Python error: ...", else the last
+    line that is not part of a stack dump, at most 300 characters."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if ln.startswith("Fatal Python error")]
+    rest = [ln for ln in lines if not ln.startswith(_DUMP)]
+    line = (fatal or rest or [""])[-1]
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 class WorkerDied(RuntimeError):
