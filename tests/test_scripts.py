@@ -45,3 +45,25 @@ def test_drift_says_in_one_line_when_a_variant_cannot_be_built(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("drift: cpu/naive could not be built: ") and "TFPERF_CACHE" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_findings_agreement_counts_null_pairs_and_contradictions(fixture_run, tmp_path):
+    """A run against itself contradicts none of its findings; a copy whose one finding is reversed is caught."""
+    import json
+
+    same = subprocess.run([sys.executable, "scripts/findings_agreement.py", str(fixture_run), str(fixture_run)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0, same.stderr
+    assert "null pairs holding 1: 1 of 2" in same.stdout  # the fixture's light/naive pair reads [1.034, 1.240]
+    assert all(line.endswith(": 0") for line in same.stdout.splitlines() if "contradicted by" in line)
+    data = json.loads((fixture_run / "benchmarks.json").read_text())
+    for b in data["benchmarks"]:
+        e = b["extra_info"]
+        if e.get("variant") == "vectorized" and e.get("speedup"):
+            e["speedup"], e["speedup_lo"], e["speedup_hi"] = 1 / e["speedup"], 1 / e["speedup_hi"], 1 / e["speedup_lo"]
+    flipped = tmp_path / "flipped"
+    flipped.mkdir()
+    (flipped / "benchmarks.json").write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, "scripts/findings_agreement.py", str(fixture_run), str(flipped)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    assert "light/vectorized" in out and "(sign flipped)" in out

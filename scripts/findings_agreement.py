@@ -1,0 +1,60 @@
+"""Do two runs of one measuring code agree? `python scripts/findings_agreement.py RUN_A RUN_B`.
+
+Prints, for each run, how many of its null pairs (a variant timed twice in the same rounds) hold 1 in their 95%
+interval, and, for each direction, the findings of one run (a speedup that tables.finding calls faster or slower)
+that the other run contradicts: the sign flipped, or the other run's interval excludes the first's estimate.
+Issue 25's targets: null pairs cover 1 at the nominal rate; at most 1 contradicted finding per pair of runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tfperf.analysis import tables
+from tfperf.results.store import load_run
+
+
+def readings(run) -> dict[str, dict]:
+    out = {}
+    for scenario in tables.scenarios(run):
+        t = tables.scenario_table(run, scenario)
+        for r in t.to_dict("records"):
+            if not tables.missing(r.get("speedup_lo")):
+                out[f"{scenario}/{r['variant']}"] = {**r, "reading": tables.finding(r)}
+    return out
+
+
+def main(a_path: str, b_path: str) -> int:
+    runs = [load_run(a_path), load_run(b_path)]
+    for run in runs:
+        pairs = run.null_pairs
+        held = sum(1 for p in pairs if p.get("lo") is not None and p["lo"] <= 1 <= p["hi"])
+        print(f"{run.run_id}: null pairs holding 1: {held} of {len(pairs)}")
+        for p in pairs:
+            print(f"  {p['scenario']}/{p['variant']}: {p['speedup']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]")
+    a, b = (readings(r) for r in runs)
+    for (name_x, x), (name_y, y) in (((runs[0].run_id, a), (runs[1].run_id, b)),
+                                     ((runs[1].run_id, b), (runs[0].run_id, a))):
+        found = {k: r for k, r in x.items() if r["reading"] in ("faster", "slower")}
+        against = []
+        for k, r in found.items():
+            o = y.get(k)
+            if o is None:
+                continue
+            flipped = (r["speedup"] > 1) != (o["speedup"] > 1)
+            excludes = not (o["speedup_lo"] <= r["speedup"] <= o["speedup_hi"])
+            if flipped or excludes:
+                against.append(f"{k}: {r['speedup']:.2f}x in {name_x}, {o['speedup']:.2f}x "
+                               f"[{o['speedup_lo']:.2f}, {o['speedup_hi']:.2f}] in {name_y}"
+                               + (" (sign flipped)" if flipped else ""))
+        print(f"findings of {name_x}: {len(found)}; contradicted by {name_y}: {len(against)}")
+        for line in against:
+            print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__.splitlines()[0], file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2]))
