@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 import tensorflow as tf
 
@@ -27,10 +28,10 @@ from .test_bench import _workers_left
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (psutil)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
@@ -255,20 +256,11 @@ def test_a_worker_killed_in_a_round_fails_its_variants_and_the_run_goes_on(tmp_p
 
 
 def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
-    out, todo = set(), [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
+    """Every process below `root` in the process tree (psutil): the processes the run under test started."""
+    try:
+        return {c.pid for c in psutil.Process(root).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
 
 
 def test_ctrl_c_in_a_service_block_leaves_no_cluster_process_behind(tmp_path):

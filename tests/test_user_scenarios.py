@@ -145,3 +145,18 @@ def test_tfperf_run_works_from_any_folder(tmp_path):
     data = json.loads((work / "results" / "r" / "benchmarks.json").read_text())
     assert {b["extra_info"]["variant"] for b in data["benchmarks"]} >= {"naive"}
     assert sorted(p.name for p in work.iterdir()) == ["results"]
+
+
+def test_a_bad_spec_and_a_name_clash_are_said_even_when_k_deselects_them(tmp_path):
+    user = tmp_path / "user_scenarios.py"
+    user.write_text(USER)
+    twice = tmp_path / "twice.py"
+    twice.write_text("import tfperf, tensorflow as tf\n"
+                     "ok = tfperf.dataset('ok', lambda: tf.data.Dataset.range(4).batch(2))\n")
+    proc = _bench(tmp_path, "--tfperf-scenarios", "nope.py", "--tfperf-scenarios", f"{user}:ok",
+                  "--tfperf-scenarios", str(twice), "-k", "ok/naive", "--tfperf-no-profile", "--tfperf-no-report")
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "tfperf: --tfperf-scenarios nope.py: no such file: nope.py" in proc.stdout
+    assert f"tfperf: --tfperf-scenarios {twice}: scenario name 'ok' is already taken" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not _workers_left()
