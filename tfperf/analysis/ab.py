@@ -163,9 +163,8 @@ def format_text(a: Answer) -> str:
 
 
 def interval_text(lo: float, hi: float) -> str:
-    if tables.missing(lo) or tables.missing(hi):
-        return "-"
-    return f"[{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
+    """A change's interval in percent (the one format of tables.interval), "-" where it is missing."""
+    return tables.interval(100 * lo, 100 * hi, "{:+.1f}%") or "-"
 
 
 def to_json(a: Answer) -> dict[str, Any]:
