@@ -223,3 +223,29 @@ def test_minor_bad_inputs_name_their_cause(tmp_path, fixture_run):
         raise AssertionError("expected CacheError")
     except data.CacheError as exc:
         assert "is a file, not a folder" in str(exc)
+
+
+def test_a_run_folder_path_that_is_a_file_is_a_usage_error(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "x1").write_text("keep me")
+    proc = _bench(tmp_path, "--tfperf-run-id", "x1")
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "run folder" in proc.stderr and "is a file, not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout and "INTERNALERROR" not in proc.stderr + proc.stdout
+    assert (results / "x1").read_text() == "keep me" and sorted(p.name for p in results.iterdir()) == ["x1"]
+
+
+def test_a_run_folder_removed_mid_run_is_said_in_one_line(tmp_path):
+    """The run folder deleted after the first row: the rows cannot be written, which the run says in one line
+    (and fails), with the variant's own result and the summary still printed, and no traceback."""
+    proc = _bench(tmp_path, "-p", "tests.remove_run_plugin", "--tfperf-no-profile", "--tfperf-no-report",
+                  "--tfperf-run-id", "gone")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    lost = [line for line in out.splitlines() if "the run's rows are lost" in line]
+    assert len(lost) == 1 and "could not write" in lost[0] and "benchmarks.json" in lost[0]
+    assert ".tmp" not in lost[0]  # the path given, not the temporary file
+    assert "1 passed" in out  # the variant itself was measured and said
+    assert not (tmp_path / "results" / "gone").exists()  # nothing was made again behind the user's back

@@ -88,7 +88,9 @@ class Comparison:
 
 
 def _first(run: Run, col: str) -> str | None:
-    values = run.frame[col].dropna() if col in run.frame else []
+    if col not in run.frame:
+        return None
+    values = run.frame[col].dropna()
     return str(values.iloc[0]) if len(values) else None
 
 
