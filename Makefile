@@ -20,3 +20,21 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy
+
+# The installed route, as a user gets it: the built wheel (not editable) in a fresh environment, run from an empty
+# folder holding only the example copied there (.ci/run runs this after the main job).
+INSTALLED := build/installed
+.PHONY: installed
+installed: $(STAMP)
+	rm -rf build/wheel $(INSTALLED)
+	$(VENV)/bin/python -m pip wheel -q --no-deps --no-build-isolation -w build/wheel . 2>/dev/null
+	$(PY) -m venv $(INSTALLED)
+	$(INSTALLED)/bin/python -m pip install -q build/wheel/tfperf-*.whl
+	set -e; here=$$(pwd); dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; cd "$$dir"; \
+	  cp "$$here/examples/text_classification.py" .; mkdir -p tfperf/docs; \
+	  PATH="$$here/$(INSTALLED)/bin:$$PATH"; \
+	  tfperf list | tail -n 3; \
+	  tfperf run text_classification.py --size smoke --run-id example; \
+	  pytest --benchmark-only --tfperf-scenarios text_classification.py --tfperf-size smoke --tfperf-no-profile \
+	    --tfperf-run-id pytest-route -k naive -q; \
+	  ls results/example/report.html results/pytest-route/benchmarks.json

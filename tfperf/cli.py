@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tfperf.analysis import answers, tables
 from tfperf.analysis import gate as cmp
+from tfperf.api import registry
 from tfperf.render import compare_page, html
 from tfperf.results.store import ReportError, atomic_write, load_run
 
@@ -103,6 +104,9 @@ def parser(prog: str = "tfperf") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if registry.shadowed():
+        print(f"tfperf: {registry.shadowed()}", file=sys.stderr)
+        return 2
     if argv[:1] == ["run"]:
         return run_suite(argv[1:])
     if argv[:1] == ["ab"]:
@@ -205,8 +209,11 @@ def run_suite(args: list[str]) -> int:
 
     from tfperf.measure import suite
 
-    return int(pytest.main([suite.__file__, "--benchmark-only", "-p", "tfperf.measure.plugin", "-p",
-                            "no:cacheprovider", "--rootdir", str(Path.cwd()), *run_arguments(args)]))
+    return int(pytest.main([suite.__file__, "--benchmark-only", "-p", "tfperf.measure.entry", "-p",
+                            "tfperf.measure.plugin", "-p",
+                            "no:cacheprovider", "--rootdir", str(Path.cwd()),
+                            # the entry point's distribution is imported already (this command is in it)
+                            "-W", "ignore::pytest.PytestAssertRewriteWarning", *run_arguments(args)]))
 
 
 def _ab_parser(prog: str) -> argparse.ArgumentParser:

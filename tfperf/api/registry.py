@@ -58,6 +58,19 @@ class Registry:
             self.origin[sc.name] = spec
 
 
+def shadowed() -> str:
+    """'' when ``import tfperf`` is this package; else one line naming what shadows it: a folder called tfperf (a
+    clone of the repository, say) on the path ahead of the installed package, which Python then imports as a
+    namespace package with none of tfperf's names (an editable install's package loses to it; a wheel's wins)."""
+    import tfperf
+
+    if getattr(tfperf, "__file__", None):
+        return ""
+    where = next(iter(getattr(tfperf, "__path__", [])), "a folder named tfperf")
+    return (f"the folder {where} shadows the installed tfperf package (Python imports it from the working folder): "
+            "run from another folder, or rename that one")
+
+
 def _module_from_path(path: Path) -> Any:
     resolved = str(path.resolve())
     for module in list(sys.modules.values()):  # loaded already (by this name or another)

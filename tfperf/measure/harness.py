@@ -199,7 +199,7 @@ class Harness:
                                     tf_version=rows.tf_version(), knobs={"workers": 2}, status="running")
         self.write()
         out = run_dir / ".report-benchmark.html"
-        cmd = [sys.executable, "-m", "tfperf", "report", "build", str(run_dir), "--out", str(out), "--workers", "2"]
+        cmd = [sys.executable, "-P", "-m", "tfperf", "report", "build", str(run_dir), "--out", str(out), "--workers", "2"]
 
         peaks: list[tuple[float, float]] = []
 

@@ -1,8 +1,10 @@
-"""pytest wiring for `pytest bench --benchmark-only`: options, the scenarios, the run folder, machine info, the report.
+"""The suite's pytest hooks: the scenarios, the run folder, machine info, the answer, the report.
 
-The repository's ``bench/conftest.py`` imports these hooks; ``bench/test_scenarios.py`` holds one test that
-:func:`pytest_generate_tests` parametrizes over whatever the loaded registry holds (``--tfperf-scenarios``, or the
-built-ins and the ``tfperf.scenarios`` entry points)."""
+Loaded by the repository's ``bench/conftest.py`` (``pytest bench --benchmark-only``), by ``tfperf run`` (``-p``), and
+in any folder by the entry point :mod:`tfperf.measure.entry` when a session names scenarios; the options live
+there. ``test_scenario`` (``bench/test_scenarios.py``, :mod:`tfperf.measure.suite`) is parametrized by
+:func:`pytest_generate_tests` over whatever the loaded registry holds (``--tfperf-scenarios``, or the built-ins and
+the ``tfperf.scenarios`` entry points)."""
 
 from __future__ import annotations
 
@@ -48,42 +50,6 @@ from .settings import Settings
 DEFAULT_PROCESSES = {"smoke": 1}  # by size, else 2: smoke is a quick check, and must fit 2 minutes
 
 _HARNESS = pytest.StashKey[Harness]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("tfperf")
-    g.addoption("--tfperf-size", choices=sorted(SIZES, key=list(SIZES).index), default="default",
-                help="how much work each benchmark does (default: default)")
-    g.addoption("--tfperf-results", metavar="DIR", default="results",
-                help="results root; each run writes DIR/<run-id>/ (default: results)")
-    g.addoption("--tfperf-run-id", metavar="ID", default=None, help="name of the run folder (default: time and size)")
-    g.addoption("--tfperf-no-profile", action="store_true", help="skip the profiler pass")
-    g.addoption("--tfperf-profile-steps", type=int, default=None, metavar="N",
-                help="steps marked in each profiled window (default: the size's)")
-    g.addoption("--tfperf-host-tracer-level", type=int, default=2, choices=(0, 1, 2, 3))
-    g.addoption("--tfperf-python-tracer-level", type=int, default=0, choices=(0, 1))
-    g.addoption("--tfperf-device-tracer-level", type=int, default=1, choices=(0, 1))
-    g.addoption("--tfperf-no-report", action="store_true", help="do not build report.html at the end")
-    g.addoption("--tfperf-processes", type=int, default=None, metavar="N",
-                help="worker processes that each time every variant, 1 to 16 (default: 2; 1 at smoke)")
-    g.addoption("--tfperf-rounds", type=int, default=None, metavar="N",
-                help="timed rounds per variant and process, 3 to 200 (default: the size's)")
-    g.addoption("--tfperf-seed", type=int, default=None, metavar="N",
-                help="seed of the shuffled round order (default: a new one each run, recorded)")
-    g.addoption("--tfperf-scenarios", action="append", default=[], metavar="SPEC",
-                help="run these scenarios only: a module name or a path to a .py file, optionally :attribute "
-                     "(repeatable; default: the built-ins and the tfperf.scenarios entry points)")
-    g.addoption("--tfperf-ab", nargs=2, default=None, metavar=("BASE", "NEW"),
-                help="before and after in one run: pair the scenarios of BASE and NEW (each a SPEC as "
-                     "--tfperf-scenarios takes) variant by variant, measured in the same rounds; writes ab.json, "
-                     "ab.html and a results folder per side (tfperf ab runs this)")
-    g.addoption("--tfperf-ab-threshold", type=float, default=5.0, metavar="PERCENT",
-                help="with --tfperf-ab: a regression whose change exceeds this fails the run (default 5)")
-    g.addoption("--tfperf-data-service", metavar="grpc://HOST:PORT", default=None,
-                help="run the tf.data service scenarios against this dispatcher (its workers) instead of local "
-                     "clusters")
-    g.addoption("--tfperf-service-port", type=int, default=None, metavar="PORT",
-                help="the local tf.data service dispatchers listen on PORT, PORT+1, ... (default: free ports)")
 
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -362,7 +328,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if harness.settings.report:
         # A fresh process: the report is built from the files alone, exactly as `tfperf report build` does.
-        proc = subprocess.run([sys.executable, "-m", "tfperf", "report", "build", str(harness.settings.run_dir)],
+        proc = subprocess.run([sys.executable, "-P", "-m", "tfperf", "report", "build", str(harness.settings.run_dir)],
                               capture_output=True, text=True)
         lines = (proc.stdout if proc.returncode == 0 else proc.stderr).strip().splitlines() or ["(no output)"]
         say(lines[-1] if proc.returncode == 0 else f"tfperf: report failed: {lines[-1]}")
