@@ -279,3 +279,40 @@ def test_a_selection_that_matches_nothing_leaves_no_run_folder(tmp_path):
     proc = _bench(tmp_path, "--tfperf-no-profile", "--tfperf-no-report", "-k", "no_such_variant_anywhere")
     assert proc.returncode == 5, proc.stdout[-2000:] + proc.stderr[-2000:]  # pytest's "no tests collected"
     assert not (tmp_path / "results" / "r").exists()
+
+
+SLOW = """
+import time
+import tensorflow as tf
+import tfperf
+
+def _wait(x):
+    time.sleep(0.03)  # a slow element: every pass of this pipeline lasts about half a second
+    return x
+
+def numbers():
+    return tf.data.Dataset.range(16).map(lambda i: tf.py_function(_wait, [tf.cast(i, tf.float32)], tf.float32))
+
+slow = tfperf.pipeline("slow", tfperf.Stages(source=numbers, map=lambda x: x + 1.0, batch_size=4),
+                       variants=("naive", "prefetch"))
+"""
+
+
+def test_a_run_says_where_it_is_in_every_phase_and_while_a_phase_lasts(tmp_path):
+    """Progress lines: the block's place among the run's, each phase as it starts (build, warm-up, rounds,
+    profile), another line while one phase lasts longer than TFPERF_PROGRESS_EVERY seconds (here 0.2), and, after
+    the first block, an estimate of the time left. Nothing about them is timed: the test counts lines."""
+    (tmp_path / "slow_bench.py").write_text(SLOW)
+    proc = _bench(tmp_path, "--tfperf-scenarios", str(tmp_path / "slow_bench.py"), "--tfperf-scenarios",
+                  "tfperf.builtins.pipelines:light", "-k", "slow/naive or slow/prefetch or light/naive",
+                  "--tfperf-no-report", env={"TFPERF_PROGRESS_EVERY": "0.2"})
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    lines = [ln for ln in out.splitlines() if ln.startswith("tfperf:") and "process 1/1" in ln]
+    assert any(ln.startswith("tfperf: [block 1/2] ") for ln in lines), lines
+    assert any(ln.startswith("tfperf: [block 2/2] ") and "left" in ln for ln in lines), lines
+    phases = [ln.split(": ")[2].split(" ")[0] for ln in lines if ln.startswith("tfperf:   ")]
+    assert {"build", "warm-up", "rounds", "profile"} <= set(phases), phases
+    slow = [ln for ln in lines if ln.startswith("tfperf:   slow")]
+    assert len(slow) > len({ln.split(": ")[2].split(" ")[0] for ln in slow}), slow  # a phase said more than once
+    assert not _workers_left()

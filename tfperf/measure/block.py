@@ -169,24 +169,35 @@ def choose_passes(one_pass_s: float, size: Any) -> int:
 
 
 Build = Callable[[Any, Any, Size, Block], Runnable]
+# Where a block is: its phase (build, warm-up, rounds, profile), what in it (a member's name, or "round"), and
+# how far (i of n). The worker sends each to the harness, which turns them into progress lines.
+Progress = Callable[[str, str, int, int], None]
+
+
+def _silent(phase: str, what: str, i: int, n: int) -> None:
+    return None
 
 
 def run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: random.Random,
               scales: dict[str, list[int]], context: BlockContext | None = None,
-              build: Build | None = None) -> dict[str, Any]:
+              build: Build | None = None, progress: Progress = _silent) -> dict[str, Any]:
     """Measure one block (see the module's docstring); `build` makes a member's runnable inside the block's live
-    state (default: :func:`tfperf.runtime.build.runnable`, looked up at each call so a plugin may wrap it)."""
+    state (default: :func:`tfperf.runtime.build.runnable`, looked up at each call so a plugin may wrap it);
+    `progress` hears of every step (a member built, warmed up or profiled, a round begun)."""
     build = build or runtime_build.runnable
     scenario = block[0].scenario
     supported = [m.variant for m in block if supported_here(m.variant)]
     with open_block(scenario, supported, context) as live:  # e.g. the block's clusters, started all at once
-        return _run_block(block, spec, size, rng, scales, lambda m: build(m.scenario, m.variant, size, live))
+        return _run_block(block, spec, size, rng, scales, lambda m: build(m.scenario, m.variant, size, live),
+                          progress)
 
 
 def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: random.Random,
-               scales: dict[str, list[int]], make: Callable[[Member], Runnable]) -> dict[str, Any]:
+               scales: dict[str, list[int]], make: Callable[[Member], Runnable],
+               progress: Progress = _silent) -> dict[str, Any]:
     phases = {"build": time.perf_counter()}  # where a block's time goes, in the worker's log
-    for m in block:
+    for i, m in enumerate(block):
+        progress("build", m.name, i + 1, len(block))
         try:
             devices.check(m.variant.requires)  # the harness, not each scenario, skips what the machine lacks
         except Unsupported as exc:
@@ -200,7 +211,8 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: rando
             m.fail("failed", message(exc))
     alive = [m for m in block if m.runnable is not None]
     phases["warm-up"] = time.perf_counter()
-    for m in alive:  # warm-up and calibration, untimed for the statistics
+    for i, m in enumerate(alive):  # warm-up and calibration, untimed for the statistics
+        progress("warm-up", m.name, i + 1, len(alive))
         try:
             m.warmup_s = m.timed()
             base = m.runnable.examples_per_round
@@ -235,7 +247,8 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: rando
     phases["rounds"] = time.perf_counter()
     rounds = int(spec.get("rounds") or size.rounds)
     links = links_of(alive)
-    for _ in range(rounds):
+    for r in range(rounds):
+        progress("rounds", "round", r + 1, rounds)
         order = schedule(alive, rng, links)
         last = {id(m): pos for pos, m in enumerate(order)}
         took = {id(m): 0.0 for m in alive}
@@ -260,9 +273,10 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: rando
     profiles: dict[str, dict[str, Any]] = {}
     phases["profiles"] = time.perf_counter()
     if spec.get("profile"):
-        for m in block:
-            if m.selected and m.runnable is not None:
-                profiles[m.name] = _profile(m, spec)
+        profiled = [m for m in block if m.selected and m.runnable is not None]
+        for i, m in enumerate(profiled):
+            progress("profile", m.name, i + 1, len(profiled))
+            profiles[m.name] = _profile(m, spec)
     phases["close"] = time.perf_counter()
     records = []
     for m in block:

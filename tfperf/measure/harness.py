@@ -17,7 +17,9 @@ resolution) are listed under ``tfperf.null_pairs``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import platform
 import random
 import re
@@ -62,6 +64,9 @@ class Harness:
     _between: dict[str, tuple[float, int] | None] = field(default_factory=dict)  # a block's process-level component
     write_error: str = ""  # why the last write of the results file failed ("" when it did not)
     last_words: list[str] = field(default_factory=list)  # the run's answer, printed after every other summary
+    _done_units: int = 0  # variants x processes measured so far, and the seconds they took: the pace of the run
+    _done_s: float = 0.0
+    _every: float = field(default_factory=lambda: float(os.environ.get("TFPERF_PROGRESS_EVERY") or 10))
 
     # ---- rows -------------------------------------------------------------------------------------
     def select(self, selection: list[tuple[str, str]]) -> None:
@@ -145,10 +150,13 @@ class Harness:
                            "profile": s.profile and p == profiler, "profile_steps": s.profile_steps,
                            "levels": vars(s.levels)}
                 started = time.monotonic()
-                self._say(f"tfperf: {scenario_name}: {len(members)} variants, process {order.index(p) + 1}/"
-                          f"{len(order)}" + (" (then profiling)" if request["profile"] else "") + " ...")
+                where = f"{scenario_name}, process {order.index(p) + 1}/{len(order)}"
+                self._say(f"tfperf: {self._count(block)} {where}: {len(members)} variants"
+                          + (" (then profiling)" if request["profile"] else "") + self._left(block[:2], len(members) * (
+                              len(order) - order.index(p)), 0.0))
+                hear = self._listener(where, block[:2], started, len(members) * (len(order) - order.index(p)))
                 try:
-                    reply = self._workers[p].ask(request)
+                    reply = self._workers[p].ask(request, hear, tick=min(5.0, self._every))
                 except WorkerDied as exc:
                     # A crash is not a measurement: TensorFlow 2.21 has crashed (SIGSEGV) in
                     # MultiDeviceIteratorGetNextFromShard under MirroredStrategy once in several runs here. The
@@ -156,10 +164,12 @@ class Harness:
                     self.crashes.append({"block": block_id, "process": p, "cause": str(exc)})
                     self._workers[p].stop()
                     self._workers[p] = Worker(p, s)
-                    reply = self._workers[p].ask(request)
+                    reply = self._workers[p].ask(request, hear, tick=min(5.0, self._every))
                 replies[p] = reply
-                self._say(f"tfperf: {scenario_name}: process {order.index(p) + 1}/{len(order)} done in "
-                          f"{time.monotonic() - started:.0f} s")
+                took = time.monotonic() - started
+                self._done_units += len(members)
+                self._done_s += took
+                self._say(f"tfperf: {where} done in {took:.0f} s")
                 self._scales.setdefault(block_id, {
                     m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
         except WorkerDied as exc:
@@ -175,12 +185,56 @@ class Harness:
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
         self.null_pairs += null_pairs
 
+    # ---- progress ---------------------------------------------------------------------------------
+    def _count(self, block: tuple[str, str, list]) -> str:
+        """'[block 3/9]': where this block stands among the run's."""
+        blocks = list(dict.fromkeys((sc, key) for sc, key, _ in self._blocks.values()))
+        at = blocks.index(block[:2]) + 1 if block[:2] in blocks else len(blocks)
+        return f"[block {at}/{len(blocks)}]"
+
+    def _left(self, current: tuple[str, str], units_here: int, spent_here: float) -> str:
+        """'; about 4 min left': the time the rest of the run needs, at the pace of the blocks measured so far (a
+        unit is one variant in one process), the current one included; '' before any block has finished."""
+        if not self._done_units:
+            return ""
+        pending = {(sc, key): len(members) for sc, key, members in self._blocks.values()
+                   if (sc, key) != current and not all((sc, name) in self._results for name, _, _ in members)}
+        units = units_here + sum(n * self.settings.processes for n in pending.values())
+        left = max(0.0, units * self._done_s / self._done_units - spent_here)
+        return f"; about {left / 60:.0f} min left" if left >= 90 else f"; about {left:.0f} s left"
+
+    def _listener(self, where: str, current: tuple[str, str], started: float, units_here: int) -> Any:
+        """What a worker's progress turns into on the terminal: a line when the block enters a phase (build,
+        warm-up, rounds, profile), else at most one every ``TFPERF_PROGRESS_EVERY`` seconds (10), so a long
+        warm-up or profile of a large model is never silent for longer."""
+        state: dict[str, Any] = {"phase": None, "step": None, "said": time.monotonic()}
+
+        def hear(step: list[Any] | None) -> None:
+            now = time.monotonic()
+            if step is not None:
+                state["step"] = step
+            if state["step"] is None:
+                return
+            phase, what, i, n = state["step"]
+            if phase == state["phase"] and now - state["said"] < self._every:
+                return
+            state["phase"], state["said"] = phase, now
+            doing = f"{phase} {i}/{n}" if what == "round" else f"{phase} {what} ({i}/{n})"
+            self._say(f"tfperf:   {where}: {doing}, {now - started:.0f} s in this block"
+                      + self._left(current, units_here, now - started))
+
+        return hear
+
     def _say(self, line: str) -> None:
         """A progress line on the terminal, while a block runs: a block of a large model can take minutes, and a
         run that says nothing for that long looks hung. Shown unless pytest runs quiet twice (-qq)."""
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None and self.config.get_verbosity() > -2:
-            tr.ensure_newline()
+        if tr is None or self.config.get_verbosity() <= -2:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")  # a test's output is captured: not this
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            if tr._tw.width_of_current_line:  # after -q's progress dots, which ensure_newline does not see
+                tr._tw.line()
             tr.write_line(line)
 
     def stop(self) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from .settings import Settings
@@ -29,23 +32,52 @@ class Worker:
                  *[f"--import={m}" for m in settings.plugins], *[f"--scenarios={s}" for s in settings.specs]],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True, cwd=os.getcwd(),
                 start_new_session=True)  # its own group: Ctrl-C reaches this process, which stops the worker
+        # Its lines, read by a thread of their own, so that waiting for a block's result can wake up every few
+        # seconds (a progress line) however long the worker stays silent.
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True, name=f"tfperf-worker-{index + 1}")
+        self.reader.start()
 
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                self.lines.put(line)
+        except (OSError, ValueError):  # the pipe closed under us (stop)
+            pass
+        self.lines.put("")  # end of output: the process is gone
+
+    def ask(self, request: dict[str, Any], hear: Callable[[list[Any] | None], None] | None = None,
+            tick: float = 5.0) -> dict[str, Any]:
+        """Send a block, return its result. `hear` gets each progress step the worker reports ([phase, what, i,
+        n]) and None after every `tick` seconds in which it reported nothing."""
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
         except (BrokenPipeError, OSError):
-            line = ""
-        if not line:
-            code = self.proc.wait()
-            how = f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
-                else f"exited with code {code}"
-            cause = crash_cause(self.log.read_text(errors="replace"))
-            raise WorkerDied(f"worker process {self.index + 1} {how}" + (f": {cause}" if cause else "")
-                             + f" (log: {self.log})")
-        return json.loads(line)
+            pass
+        while True:
+            try:
+                line = self.lines.get(timeout=tick)
+            except queue.Empty:
+                if hear is not None:
+                    hear(None)
+                continue
+            if not line:
+                break
+            message = json.loads(line)
+            if "progress" in message:
+                if hear is not None:
+                    hear(message["progress"])
+                continue
+            return message
+        code = self.proc.wait()
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
+            else f"exited with code {code}"
+        cause = crash_cause(self.log.read_text(errors="replace"))
+        raise WorkerDied(f"worker process {self.index + 1} {how}" + (f": {cause}" if cause else "")
+                         + f" (log: {self.log})")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -58,6 +90,7 @@ class Worker:
                 except ProcessLookupError:
                     pass
                 self.proc.wait()
+        self.reader.join(timeout=5)  # the process is gone: its reader meets the end of its output
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()

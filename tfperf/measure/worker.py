@@ -3,8 +3,9 @@ up for the run. It loads the run's scenarios once, then measures the blocks it i
 
 Why a process of its own: on TF 2.21 a whole process can sit at a different level from the next (thread
 placement on 2 cores), so repetition pays only across processes (pyperf's lesson), and the parent pytest
-process stays free of every variant's state. Protocol: one JSON request per block on stdin, one JSON line back
-on stdout (everything else the process prints goes to stderr, its log).
+process stays free of every variant's state. Protocol: one JSON request per block on stdin; back on stdout, a
+``{"progress": [phase, what, i, n]}`` line at every step of the block, then its result in one JSON line
+(everything else the process prints goes to stderr, its log).
 """
 
 from __future__ import annotations
@@ -55,9 +56,14 @@ def serve(index: int, imports: list[str], specs: list[str]) -> int:
         block = [measure.Member(sc, sc.variant(v), name, selected) for v, name, selected in spec["members"]]
         label = f"tfperf: process {spec['process'] + 1}/{spec['processes']}: {spec['scenario']}/{spec['block']}"
         start = time.perf_counter()
+
+        def progress(phase: str, what: str, i: int, n: int) -> None:
+            proto.write(json.dumps({"progress": [phase, what, i, n]}) + "\n")
+            proto.flush()
+
         try:
             result = measure.run_block(block, spec, size, random.Random(spec["seed"]), spec.get("scales") or {},
-                                       context)
+                                       context, progress=progress)
         except Exception as exc:  # a bug of the harness itself: every member fails with it, the run goes on
             traceback.print_exc()
             result = {"load": {}, "members": [
