@@ -316,3 +316,27 @@ def test_a_run_says_where_it_is_in_every_phase_and_while_a_phase_lasts(tmp_path)
     slow = [ln for ln in lines if ln.startswith("tfperf:   slow")]
     assert len(slow) > len({ln.split(": ")[2].split(" ")[0] for ln in slow}), slow  # a phase said more than once
     assert not _workers_left()
+
+
+def test_a_budget_gives_later_blocks_fewer_rounds_and_says_so(tmp_path):
+    """Past the pace that fits --tfperf-budget, a block gets fewer rounds (never under 3): the rows show it, the
+    run's tfperf.budget records what each block got, and the terminal says which blocks were cut."""
+    proc = _bench(tmp_path, *_ids("light/naive", "step/naive"), "--tfperf-rounds", "5", "--tfperf-budget", "1s",
+                  "--tfperf-no-profile", "--tfperf-no-report")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "results" / "r" / "benchmarks.json").read_text())
+    got = {b["extra_info"]["scenario"]: b["extra_info"]["rounds_per_process"] for b in data["benchmarks"]}
+    first, second = (s for s, _ in (i.split("/") for i in data["tfperf"]["selection"]))
+    assert got[first] == [5] and got[second] == [3], got  # the first block sets the pace, the second is cut
+    budget = data["tfperf"]["budget"]
+    assert budget["seconds"] == 1 and budget["spent_s"] > 1
+    assert budget["blocks"][f"{second}/{second}"]["rounds"] == 3 and budget["blocks"][f"{second}/{second}"]["of"] == 5
+    assert f"tfperf: budget: {second} gets 3 rounds a process instead of 5" in proc.stdout
+    assert "over it; fewer rounds for " in proc.stdout
+
+
+@pytest.mark.parametrize("given", ["soon", "0", "5d", "1e3"])
+def test_a_budget_that_is_not_a_time_is_one_line(tmp_path, given):
+    proc = _bench(tmp_path, *_ids("light/naive"), "--tfperf-budget", given)
+    assert proc.returncode == 4 and "tfperf: --tfperf-budget takes a time such as 540, 540s or 9m" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "results" / "r").exists()

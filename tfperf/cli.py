@@ -175,12 +175,12 @@ _VALUED = {"-k", "-m", "-p", "-o", "-c", "--rootdir", "--maxfail", "--deselect",
 _FLAGS = {"--tfperf-no-profile", "--tfperf-no-report"}
 _SHORT = {"--size": "--tfperf-size", "--results": "--tfperf-results", "--run-id": "--tfperf-run-id",
           "--processes": "--tfperf-processes", "--rounds": "--tfperf-rounds", "--no-profile": "--tfperf-no-profile",
-          "--no-report": "--tfperf-no-report"}
+          "--no-report": "--tfperf-no-report", "--budget": "--tfperf-budget"}
 
 
 def run_arguments(args: list[str]) -> list[str]:
     """`tfperf run [SPEC ...] [OPTIONS]` as pytest arguments: a bare word is a SPEC (--tfperf-scenarios SPEC),
-    --size/--results/--run-id/--processes/--rounds/--no-profile/--no-report are short for their --tfperf-* names,
+    --size/--results/--run-id/--processes/--rounds/--budget/--no-profile/--no-report are short for their --tfperf-* names,
     everything else passes through to pytest."""
     out: list[str] = []
     i = 0

@@ -58,14 +58,20 @@ class Size:
     rounds: int  # timed rounds per variant and worker process (after the untimed warm-up and calibration)
     min_round_s: float  # each round is scaled (passes or epochs times k) to last at least this long
     profile_steps: int  # steps marked inside one profiled window
+    # Seconds the measuring may take (blocks, not the report): when the blocks measured so far say the rest will
+    # not fit, the next blocks get fewer rounds (never under MIN_ROUNDS), so a slower host or a larger model
+    # costs precision, said in the run, rather than time. None: no budget.
+    budget_s: float | None = None
 
+
+MIN_ROUNDS = 3  # rounds per process a budget may cut a block to (asv returns no interval below a few values)
 
 SIZES: dict[str, Size] = {
     s.name: s
     for s in (
-        Size("smoke", rounds=3, min_round_s=0.02, profile_steps=5),
-        Size("small", rounds=4, min_round_s=0.1, profile_steps=10),
-        Size("default", rounds=5, min_round_s=0.3, profile_steps=20),
+        Size("smoke", rounds=3, min_round_s=0.02, profile_steps=5, budget_s=100),
+        Size("small", rounds=4, min_round_s=0.1, profile_steps=10, budget_s=240),
+        Size("default", rounds=5, min_round_s=0.3, profile_steps=20, budget_s=540),
         Size("large", rounds=8, min_round_s=0.5, profile_steps=30),
     )
 }

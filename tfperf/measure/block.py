@@ -300,9 +300,10 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: rando
         })
     phases["end"] = time.perf_counter()
     names = list(phases)
-    print("tfperf: " + ", ".join(f"{a} {phases[b] - phases[a]:.1f}s" for a, b in zip(names, names[1:], strict=False)),
-          file=sys.stderr, flush=True)
-    return {"load": load, "members": records}
+    spent = {a: round(phases[b] - phases[a], 3) for a, b in zip(names, names[1:], strict=False)}
+    print("tfperf: " + ", ".join(f"{a} {t:.1f}s" for a, t in spent.items()), file=sys.stderr, flush=True)
+    # where the block's time went: the harness's budget learns from it what a round costs and what the rest does
+    return {"load": load, "members": records, "phases": spent, "rounds": rounds}
 
 
 def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:

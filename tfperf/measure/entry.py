@@ -37,6 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="worker processes that each time every variant, 1 to 16 (default: 2; 1 at smoke)")
     g.addoption("--tfperf-rounds", type=int, default=None, metavar="N",
                 help="timed rounds per variant and process, 3 to 200 (default: the size's)")
+    g.addoption("--tfperf-budget", metavar="TIME", default=None,
+                help="time the measuring may take, as 540, 540s or 9m, or 'none': past the pace that fits it, "
+                     "blocks get fewer rounds, down to 3 (default: the size's, smoke 100s, small 4m, default 9m)")
     g.addoption("--tfperf-seed", type=int, default=None, metavar="N",
                 help="seed of the shuffled round order (default: a new one each run, recorded)")
     g.addoption("--tfperf-scenarios", action="append", default=[], metavar="SPEC",

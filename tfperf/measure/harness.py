@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from pytest_benchmark.utils import safe_dumps
 
+from tfperf.api.base import MIN_ROUNDS
 from tfperf.api.registry import Registry
 from tfperf.results import schema
 from tfperf.results.store import atomic_write
@@ -67,6 +68,12 @@ class Harness:
     _done_units: int = 0  # variants x processes measured so far, and the seconds they took: the pace of the run
     _done_s: float = 0.0
     _every: float = field(default_factory=lambda: float(os.environ.get("TFPERF_PROGRESS_EVERY") or 10))
+    # The budget (see _rounds_for): when the run began, what rounds cost and what the rest of a block costs, per
+    # variant and process, learnt from the blocks measured so far; what each block got.
+    _began: float = field(default_factory=time.monotonic)
+    _cost: dict[str, float] = field(default_factory=lambda: {"round_s": 0.0, "rounds": 0, "fixed_s": 0.0,
+                                                               "units": 0})
+    budget_blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- rows -------------------------------------------------------------------------------------
     def select(self, selection: list[tuple[str, str]]) -> None:
@@ -131,7 +138,7 @@ class Harness:
         order = list(range(s.processes))
         random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
         limit = self.registry[scenario_name].processes
-        rounds = s.rounds or s.size.rounds
+        rounds = self._rounds_for(block, s.rounds or s.size.rounds)
         if limit and limit < len(order):
             # Timed by fewer processes than the run's: as many rounds in all as every other row gets (with 5
             # rounds in one process, one slow round moved a distributed null pair by up to 35%).
@@ -169,6 +176,7 @@ class Harness:
                 took = time.monotonic() - started
                 self._done_units += len(members)
                 self._done_s += took
+                self._learn(reply, took)
                 self._say(f"tfperf: {where} done in {took:.0f} s")
                 self._scales.setdefault(block_id, {
                     m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
@@ -184,6 +192,51 @@ class Harness:
         self._between[scenario_name] = between
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
         self.null_pairs += null_pairs
+
+    # ---- the budget -------------------------------------------------------------------------------
+    def _learn(self, reply: dict[str, Any], took: float) -> None:
+        """What one process's block cost: its rounds (per member and round) and everything else (per member)."""
+        timed = [m for m in reply.get("members", []) if m.get("times")]
+        round_s = float((reply.get("phases") or {}).get("rounds", 0.0))
+        if timed and reply.get("rounds"):
+            self._cost["round_s"] += round_s
+            self._cost["rounds"] += len(timed) * int(reply["rounds"])
+        self._cost["fixed_s"] += max(0.0, took - round_s)
+        self._cost["units"] += len(reply.get("members", []))
+
+    def _rounds_for(self, block: tuple[str, str, list], rounds: int) -> int:
+        """This block's rounds per process under the run's budget. The blocks still to measure (this one included)
+        cost, at the pace measured so far, units x (fixed + R x round), a unit being one variant in one process;
+        R is the most rounds, at most the size's and at least MIN_ROUNDS, for which that fits the budget's time
+        left. Before any block has finished, and without a budget, the size's rounds. What each block got is
+        recorded (the run's ``tfperf.budget``) and a cut is said."""
+        s, cost = self.settings, self._cost
+        block_id = f"{block[0]}/{block[1]}"
+        if s.budget_s is None or not cost["units"] or not cost["rounds"] or rounds <= MIN_ROUNDS:
+            self.budget_blocks[block_id] = {"rounds": rounds, "of": rounds}
+            return rounds
+        pending = {(sc, key): len(members) for sc, key, members in self._blocks.values()
+                   if not all((sc, name) in self._results for name, _, _ in members)}
+        units = sum(pending.values()) * s.processes
+        fixed, per_round = cost["fixed_s"] / cost["units"], cost["round_s"] / cost["rounds"]
+        left = s.budget_s - (time.monotonic() - self._began)
+        fits = math.floor((left / units - fixed) / per_round) if per_round > 0 else rounds
+        got = max(MIN_ROUNDS, min(rounds, fits))
+        need = units * (fixed + rounds * per_round)
+        self.budget_blocks[block_id] = {"rounds": got, "of": rounds, "left_s": round(left, 1),
+                                        "projected_s": round(need, 1)}
+        if got < rounds:
+            self._say(f"tfperf: budget: {block[0]} gets {got} rounds a process instead of {rounds} (the rest of the "
+                      f"run would take about {need:.0f} s at this pace; {max(0.0, left):.0f} s left of "
+                      f"{s.budget_s:.0f} s)")
+        return got
+
+    def budget_summary(self) -> dict[str, Any] | None:
+        """The run's budget, what the measuring took, and what each block got."""
+        if self.settings.budget_s is None and not self.budget_blocks:
+            return None
+        return {"seconds": self.settings.budget_s, "spent_s": round(time.monotonic() - self._began, 1),
+                "blocks": self.budget_blocks}
 
     # ---- progress ---------------------------------------------------------------------------------
     def _count(self, block: tuple[str, str, list]) -> str:
@@ -326,6 +379,7 @@ class Harness:
             null_pairs=self.null_pairs,
             worker_crashes=self.crashes,
             python=platform.python_version(),
+            budget=self.budget_summary(),
         )
 
     def write(self) -> Path | None:

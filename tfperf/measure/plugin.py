@@ -81,6 +81,20 @@ def _refuse_benchmark_flags(config: pytest.Config) -> None:
             raise pytest.UsageError(f"tfperf: {flag} does not apply to this suite: {REFUSED_BENCHMARK_FLAGS[flag]}")
 
 
+def _budget(given: str | None, default: float | None) -> float | None:
+    """--tfperf-budget as seconds: '540', '540s', '9m', or 'none' (no budget)."""
+    if given is None:
+        return default
+    text = given.strip().lower()
+    if text == "none":
+        return None
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|min)?", text)
+    if not found or float(found[1]) <= 0:
+        raise pytest.UsageError(f"tfperf: --tfperf-budget takes a time such as 540, 540s or 9m, or 'none'; got "
+                                f"{given!r}")
+    return float(found[1]) * (60 if found[2] in ("m", "min") else 1)
+
+
 def _run_dir(config: pytest.Config, size: str) -> Path:
     root = Path(config.getoption("--tfperf-results"))
     if not str(config.getoption("--tfperf-results")).strip():
@@ -216,6 +230,7 @@ def pytest_configure(config: pytest.Config) -> None:
     rounds = config.getoption("--tfperf-rounds")
     if rounds is not None and not 3 <= rounds <= 200:
         raise pytest.UsageError(f"tfperf: --tfperf-rounds must be between 3 and 200, got {rounds}")
+    budget = _budget(config.getoption("--tfperf-budget"), size.budget_s)
     seed = config.getoption("--tfperf-seed")
     seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
     settings = Settings(
@@ -228,6 +243,7 @@ def pytest_configure(config: pytest.Config) -> None:
         report=not config.getoption("--tfperf-no-report") and not config.getoption("--tfperf-ab"),
         processes=processes,
         rounds=rounds or 0,
+        budget_s=budget,
         seed=seed,
         plugins=tuple(p for p in (config.option.plugins or []) if not p.startswith("no:")),
         specs=_specs(config),
@@ -311,6 +327,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         return
     say(f"tfperf: results in {path}")
+    budget = harness.budget_summary()
+    if budget and budget["seconds"] is not None:
+        cut = {b: v for b, v in budget["blocks"].items() if v["rounds"] < v["of"]}
+        say(f"tfperf: measured in {budget['spent_s']:.0f} s of a {budget['seconds']:.0f} s budget"
+            + (f" ({'over it' if budget['spent_s'] > budget['seconds'] else 'within it'}; fewer rounds for "
+               + ", ".join(f"{b.split('/')[0]} ({v['rounds']} of {v['of']})" for b, v in cut.items()) + ")"
+               if cut else ("; over it" if budget["spent_s"] > budget["seconds"] else "")))
     try:
         done = load_run(path)
         if not session.config.getoption("--tfperf-ab", default=None):

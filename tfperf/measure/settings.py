@@ -20,6 +20,7 @@ class Settings:
     report: bool
     processes: int = 1
     rounds: int = 0  # timed rounds per process; 0: the size's
+    budget_s: float | None = None  # seconds the measuring may take (--tfperf-budget, else the size's); None: any
     seed: int = 0
     plugins: tuple[str, ...] = ()
     specs: tuple[str, ...] = ()  # --tfperf-scenarios, as given (the workers load the same)
