@@ -98,6 +98,10 @@ def parser(prog: str = "tfperf") -> argparse.ArgumentParser:
                        help="per-benchmark threshold, e.g. 'training/mlp-eager-*=15' (repeatable)")
         c.add_argument("--alpha", default="0.05",
                        help="significance level of the tests, above 0 and below 1 (default 0.05)")
+        c.add_argument("--drift", default="12",
+                       help="with one run a side: percent a whole block (or a benchmark judged on its own time) "
+                            "moves between two runs of one code on this machine; only a move beyond it is "
+                            "judged (default 12, measured on 2-core VMs: docs/statistics.md)")
         c.add_argument("--html", type=Path, help="also write the comparison page here")
     return top
 
@@ -147,7 +151,8 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
             if not (math.isfinite(alpha) and 0 < alpha < 1):
                 raise ReportError(f"--alpha must be above 0 and below 1, got {args.alpha}")
             comparison = cmp.compare([load_run(p) for p in base_paths], [load_run(p) for p in new_paths],
-                                     threshold=threshold, per_benchmark=_thresholds(args.threshold_for), alpha=alpha)
+                                     threshold=threshold, per_benchmark=_thresholds(args.threshold_for), alpha=alpha,
+                                     drift=_percent("--drift", args.drift))
             print(compare_page.format_text(comparison))
             if args.html:
                 atomic_write(args.html, compare_page.format_html(comparison))

@@ -57,6 +57,12 @@ from .levels import Measured, block_levels, cpu_shares, rounds_of
 from .stats import instance_variance, judge, unit_variance
 from .tables import interval
 
+# One run a side: how far a whole block's level moves between two runs of the same code on this kind of machine
+# (measured: 4-12%, docs/statistics.md); a block's own row is judged against it (compare --drift).
+DRIFT = 0.12
+BLOCK_WITHIN_DRIFT = "block moved (within the run-to-run drift: not judged)"
+MOVED_WITH_BLOCK = "moved relative to its block only (its own time did not: the block moved)"
+
 
 @dataclass
 class Comparison:
@@ -161,7 +167,8 @@ def _units(runs: list[Run], name: str, per_run: dict[int, Measured],
 
 
 def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05,
-            per_benchmark: dict[str, float] | None = None, alpha: float = 0.05) -> Comparison:
+            per_benchmark: dict[str, float] | None = None, alpha: float = 0.05,
+            drift: float = DRIFT) -> Comparison:
     bases = base if isinstance(base, list) else [base]
     news = new if isinstance(new, list) else [new]
     incomparable, changed, hosts = _differences(bases, news)
@@ -224,12 +231,21 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row = _flagged(row, limit, alpha, incomparable)
         if name in unstable and row["flag"] in FLAGS:  # shown, never flagged: its own run doubted it
             row["flag"] = UNSTABLE
-        if basis[name] == "absolute":
+        if basis[name] == "absolute" and min(len(bases), len(news)) < 2 and row["flag"] != UNSTABLE:
             # No block to take the machine's drift out: its change holds that drift, which the processes of one
-            # run cannot see (they share the machine's state), exactly as a block's own row (see _block_rows).
-            _not_judged_with_one_run(row, bases, news, ABSOLUTE_MOVED)
+            # run cannot see (they share the machine's state): judged, as a block's own row, against the drift
+            row = _flagged(row, max(limit, drift), alpha, incomparable)
+            row["threshold"], row["basis"] = max(limit, drift), f"absolute, against a {100 * drift:.0f}% run-to-run drift"
+            if row["flag"] == "noise" and abs(float(row["change"])) <= max(limit, drift):  # type: ignore[arg-type]
+                row["flag"] = ""
+            if not row["flag"] and abs(float(row["change"])) > limit:  # type: ignore[arg-type]
+                row["flag"] = ABSOLUTE_MOVED
+            if name in unstable and row["flag"] in FLAGS:
+                row["flag"] = UNSTABLE
         out.append(row)
-    out += _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable)
+    blocks = _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable, drift)
+    _only_the_blocks_move(out, blocks, block_of, drift if min(len(bases), len(news)) < 2 else 0.0)
+    out += blocks
     frame = pd.DataFrame(out)
     if len(frame):  # a block's own row: the run-wide changes
         frame["changed"] = frame["changed"].fillna("; ".join([*changed, *(["cross-host"] if hosts else [])]))
@@ -253,7 +269,7 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 
 BLOCK = " (whole block)"
 FLAGS = ("regression", "improvement")
-ABSOLUTE_MOVED = "moved (absolute time, one run a side: not judged)"
+ABSOLUTE_MOVED = "moved (absolute time, within the run-to-run drift: not judged)"
 UNSTABLE = "moved (marked unstable by its run: not judged)"
 # Measured (README, Known limits: what moves a run's levels): in one process, with nothing rebuilt, the ratio of two
 # `mlp` loops moved 0.65-0.94 from one 20 s window to the next with the machine's state, and a row's level relative to
@@ -263,20 +279,16 @@ ONE_RUN_CAVEAT = ("one run a side: each limit holds the spread within each run, 
                   "a side can measure: confirm a flag with compare A B -- C D")
 
 
-def _not_judged_with_one_run(row: dict[str, object], bases: list[Run], news: list[Run], label: str) -> None:
-    """With one run a side, a flag on a change that holds the machine's drift between runs becomes `label`."""
-    if min(len(bases), len(news)) < 2 and row["flag"] in FLAGS:
-        row["flag"] = label
-
-
 def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
                 levels: dict[int, dict[str, list[float]]], threshold: float, alpha: float,
-                incomparable: list[str]) -> list[dict[str, object]]:
+                incomparable: list[str], drift: float = 0.0) -> list[dict[str, object]]:
     """A row per block: how the level of all its benchmarks together moved (what the benchmarks' own rows leave
     out). With two or more runs a side it is judged against how much block levels vary between those runs'
-    processes, pooled over the blocks. With one run a side it is shown, never flagged: a run's processes measure a
-    block within a minute of each other and share the machine's state, so they cannot see how much the machine
-    moves between runs (measured, same code: whole blocks 4-12% apart from one run to the next)."""
+    processes, pooled over the blocks. With one run a side, a run's processes measure a block within a minute of
+    each other and share the machine's state, so they cannot see how much the machine moves between runs
+    (measured, same code: whole blocks 4-12% apart from one run to the next): the block is then judged against
+    that run-to-run drift, ``drift``, as its threshold (flagged when its whole interval lies beyond it), so a
+    uniform slowdown larger than what the machine does by itself is flagged and a smaller move is shown."""
     def side(runs: list[Run], group: str) -> list[float] | None:
         units = []
         for run in runs:
@@ -299,14 +311,41 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
     pooled = (sum(v * d for v, d in parts if d) / df, df) if df else None
     rows = []
     for g, (b, n) in sides.items():
+        one_run = min(len(bases), len(news)) < 2
+        limit = max(threshold, drift) if one_run else threshold
         row: dict[str, object] = {"benchmark": g + BLOCK, "base_s": float("nan"), "new_s": float("nan"),
-                                  "threshold": threshold, "units": f"{len(b)}/{len(n)}", "basis": "block level",
-                                  "absolute_change": float("nan")}
+                                  "threshold": limit, "units": f"{len(b)}/{len(n)}",
+                                  "basis": f"block level, against a {100 * drift:.0f}% run-to-run drift" if one_run
+                                  else "block level, against its runs' spread", "absolute_change": float("nan")}
         row.update(judge(b, b, n, n, alpha, pooled))
-        row = _flagged(row, threshold, alpha, incomparable)
-        _not_judged_with_one_run(row, bases, news, "block moved (one run a side: not judged)")
+        row = _flagged(row, limit, alpha, incomparable)
+        if one_run and row["flag"] == "noise" and abs(float(row["change"])) <= limit:  # type: ignore[arg-type]
+            row["flag"] = ""
+        if one_run and not row["flag"] and abs(float(row["change"])) > threshold:  # type: ignore[arg-type]
+            row["flag"] = BLOCK_WITHIN_DRIFT
         rows.append(row)
     return rows
+
+
+def _only_the_blocks_move(rows: list[dict[str, object]], blocks: list[dict[str, object]],
+                          block_of: dict[str, str], drift: float) -> None:
+    """A member flagged relative to its block only because the block moved the other way (two of three members
+    20% slower move the block's level, and the unchanged third then reads 17% faster relative to it) is not a
+    change of that member: where its own absolute time stayed within what the machine moves by itself (its
+    threshold, and with one run a side the run-to-run ``drift``) while its block moved beyond its threshold the
+    other way, the flag is withdrawn and the row says why. The block's own row carries the move."""
+    moved = {str(r["benchmark"])[: -len(BLOCK)]: float(r["change"]) for r in blocks  # type: ignore[arg-type]
+             if not np.isnan(float(r["change"]))}  # type: ignore[arg-type]
+    for row in rows:
+        if row.get("flag") not in FLAGS or row.get("basis") != "relative to its block":
+            continue
+        block_change = moved.get(block_of.get(str(row["benchmark"]), ""))
+        absolute, threshold = float(row["absolute_change"]), float(row["threshold"])  # type: ignore[arg-type]
+        band = max(threshold, drift)
+        if block_change is None or abs(block_change) <= threshold:
+            continue
+        if abs(absolute) <= band and np.sign(block_change) == -np.sign(float(row["change"])):  # type: ignore[arg-type]
+            row["flag"] = MOVED_WITH_BLOCK
 
 
 def interval_text(lo: float, hi: float) -> str:
@@ -329,6 +368,22 @@ def summary_lines(c: Comparison) -> list[str]:
     return lines
 
 
+def _members_that_moved(c: Comparison, r: object) -> str:
+    """For a flagged whole block: which of its members moved that way in their own (absolute) time."""
+    name = str(r.benchmark)  # type: ignore[attr-defined]
+    if not name.endswith(BLOCK):
+        return ""
+    block, change = name[: -len(BLOCK)], float(r.change)  # type: ignore[attr-defined]
+    members = c.rows[c.rows["benchmark"].astype(str).str.startswith(block + "/")]
+    # at least half the block's move, its way: a member that did not move reads about 0 here
+    moved = [m for m in members.itertuples() if np.sign(float(m.absolute_change)) == np.sign(change)
+             and abs(float(m.absolute_change)) > abs(change) / 2]
+    if not moved:
+        return ""
+    return "; its members that moved with it, in their own time: " + ", ".join(
+        f"{m.benchmark} {100 * float(m.absolute_change):+.1f}%" for m in moved)
+
+
 def findings(c: Comparison) -> list[str]:
     """What the comparison answers, first: each regression and improvement beyond its threshold and detection
     limit with its interval, what moved but stayed within the noise, and what could not be compared."""
@@ -345,14 +400,22 @@ def findings(c: Comparison) -> list[str]:
     for flag, verb in (("regression", "regressed"), ("improvement", "improved")):
         for r in c.rows[c.rows["flag"] == flag].itertuples():
             out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {interval_text(r.lo, r.hi)} "
-                       f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)")
+                       f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)"
+                       + _members_that_moved(c, r))
     if c.rows["flag"].isin(FLAGS).any() and len(c.base) == 1 and len(c.new) == 1:
         out.append(ONE_RUN_CAVEAT)
-    moved = c.rows[c.rows["flag"].astype(str).str.startswith("block moved")]
+    moved = c.rows[c.rows["flag"] == BLOCK_WITHIN_DRIFT]
     if len(moved):
-        out.append("whole blocks moved, which one run a side cannot tell from the machine's own drift between runs "
-                   "(give several runs a side: compare A B -- C D): "
+        out.append("whole blocks moved, but within what the machine moves by itself between two runs of one code "
+                   f"(their threshold, {100 * float(moved['threshold'].max()):.0f}%; give several runs a side to "
+                   "judge smaller moves: compare A B -- C D): "
                    + ", ".join(f"{r.benchmark[: -len(BLOCK)]} {100 * r.change:+.1f}%" for r in moved.itertuples()))
+    withdrawn = c.rows[c.rows["flag"] == MOVED_WITH_BLOCK]
+    if len(withdrawn):
+        out.append("moved relative to their block only, because the rest of the block moved the other way (their "
+                   "own time did not): " + ", ".join(f"{r.benchmark} {100 * r.change:+.1f}% relative, "
+                                                     f"{100 * r.absolute_change:+.1f}% own"
+                                                     for r in withdrawn.itertuples()))
     doubted = c.rows[c.rows["flag"] == UNSTABLE]
     if len(doubted):
         out.append("moved, but marked unstable by its own run (the physics check or a busy machine), so not judged: "
