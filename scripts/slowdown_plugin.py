@@ -3,11 +3,13 @@
     PYTHONPATH=scripts TFPERF_SLOW=cpu/parallel_prefetch:10 \\
         pytest bench --benchmark-only -p slowdown_plugin ...
 
+A glob slows every variant it matches (``TFPERF_SLOW='light/*:20'``: a whole block 20% slower).
 Each round (or pass) of that variant then sleeps for the given percentage of the time its real work took, so its
 time per example rises by that much and nothing else changes. bench starts its worker processes with the
 same -p plugins, so the patch acts where the rounds are timed.
 """
 
+import fnmatch
 import os
 import time
 
@@ -15,12 +17,10 @@ _target, _, _percent = os.environ.get("TFPERF_SLOW", "").partition(":")
 if _target:
     from tfperf.runtime import build
 
-    _scenario_name, _, _variant = _target.partition("/")
-
     def _slower(real_build):
         def runnable(scenario, v, size, block=None):
             built = real_build(scenario, v, size, block)
-            if scenario.name == _scenario_name and v.name == _variant:
+            if fnmatch.fnmatchcase(f"{scenario.name}/{v.name}", _target):
                 # a round, and a pass alone (the worker times split rounds pass by pass)
                 built.run_round = _slowed(built.run_round)
                 built.run_pass = _slowed(built.run_pass)

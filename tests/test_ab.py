@@ -2,6 +2,7 @@
 real A/B runs of a pipeline whose new version does more work per element."""
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -213,3 +214,82 @@ def test_tfperf_run_takes_specs_and_short_options():
                           "--tfperf-ab", "a.py", "b.py", "--rounds=4", "-q"]) == [
         "--tfperf-scenarios", "my_bench.py", "--tfperf-size", "smoke", "-k", "naive", "--tfperf-scenarios",
         "pkg.mod:X", "--tfperf-no-profile", "--tfperf-ab", "a.py", "b.py", "--tfperf-rounds=4", "-q"]
+
+
+HELPERS = """
+import tensorflow as tf
+
+WORK = {work}
+
+
+def work(x):
+    for _ in range(WORK):
+        x = tf.sin(x)
+    return tf.reduce_sum(x)
+"""
+
+BENCH = """
+import tensorflow as tf
+import tfperf
+
+from helpers import work  # a module of the project's own, by a name both revisions share
+
+
+def stages(size):
+    return tfperf.Stages(
+        source=lambda: tf.data.Dataset.from_tensor_slices(tf.random.stateless_uniform([1024, 16384], seed=[1, 2])),
+        map=work, batch_size=16)
+
+
+pipe = tfperf.pipeline("edited", stages, variants=["naive"])
+"""
+
+
+def _git(folder, *args):
+    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.slow
+def test_a_side_at_a_git_revision_is_measured_against_the_working_tree(tmp_path):
+    """`tfperf ab bench.py bench.py --base-rev HEAD~1`: the project as it was one commit ago against the working
+    tree. The edit is in a helper module both revisions import by one name, so the two sides are told apart only
+    if each side imports its own copy. The copy of the revision is removed afterwards; a revision that does not
+    exist is one line, exit 2, nothing left."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "bench.py").write_text(BENCH)
+    (project / "helpers.py").write_text(HELPERS.format(work=1))
+    _git(project, "init", "-q")
+    _git(project, "add", ".")
+    _git(project, "commit", "-q", "-m", "one sin")
+    (project / "helpers.py").write_text(HELPERS.format(work=6))
+    _git(project, "commit", "-q", "-am", "six sins")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+
+    def ab_run(*args):
+        return subprocess.run([sys.executable, "-m", "tfperf", "ab", "bench.py", "bench.py", "--size", "smoke",
+                               "--results", str(tmp_path / "results"), *args], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    proc = ab_run("--run-id", "r", "--base-rev", "HEAD~1", "--threshold", "20", "--tfperf-rounds", "6")
+    answer = json.loads((tmp_path / "results" / "r" / "ab.json").read_text())
+    [row] = answer["benchmarks"]
+    if row["verdict"] == "unstable" and "other processes used the machine's CPU" in row["reason"]:
+        pytest.skip(f"the run itself says the machine was busy, so it judged nothing: {row['reason'][:120]}")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert row["verdict"] == "regression" and row["change"] > 0.2, row
+    commits = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD~1"], capture_output=True, text=True)
+    assert answer["sides"]["base"]["git_revision"] == commits.stdout.strip()[:12]
+    assert not [p for p in temp.iterdir() if p.name.startswith("tfperf-ab-")]  # the copy is gone
+    assert subprocess.run(["git", "-C", str(project), "status", "--porcelain"], capture_output=True,
+                          text=True).stdout == ""  # the repository is as it was
+    bad = ab_run("--run-id", "bad", "--base-rev", "nosuchrev")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == \
+        f"tfperf ab: BASE: no revision 'nosuchrev' in {project}", bad.stderr
+    assert not (tmp_path / "results" / "bad").exists()
+    assert not [p for p in temp.iterdir() if p.name.startswith("tfperf-ab-")]  # (autograph writes its own files)
+    assert not _workers_left()

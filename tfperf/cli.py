@@ -236,22 +236,43 @@ def _ab_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--processes", default=None, help="worker processes (default: the size's)")
     p.add_argument("--profile", action="store_true", help="also capture a trace of every variant of both sides")
     p.add_argument("-k", dest="select", default=None, metavar="EXPR", help="select benchmarks as pytest's -k does")
+    p.add_argument("--base-rev", default=None, metavar="REV",
+                   help="take BASE (a .py file in a git repository) as it is at this revision, e.g. HEAD~1 or main; "
+                        "the project's files at REV go to a temporary folder removed afterwards")
+    p.add_argument("--new-rev", default=None, metavar="REV", help="likewise for NEW (default: the working tree)")
     return p
 
 
 def run_ab(argv: list[str], prog: str = "tfperf") -> int:
-    """`tfperf ab BASE NEW`: each side is loaded here first (a side that does not import, or nothing in common:
-    one line, exit 2, no run folder), then the run goes through pytest with --tfperf-ab; the exit code is the
-    answer's (ab.json)."""
-    import json
-    from datetime import datetime
-
+    """`tfperf ab BASE NEW`: a side at a revision (--base-rev, --new-rev) is checked out first; each side is loaded
+    here first (a side that does not import, a revision that does not exist, or nothing in common: one line, exit 2,
+    no run folder), then the run goes through pytest with --tfperf-ab; the exit code is the answer's (ab.json)."""
     args, rest = _ab_parser(prog).parse_known_args(argv)
     try:
         threshold = _percent("--threshold", args.threshold)
     except ReportError as exc:
         print(f"tfperf ab: {exc}", file=sys.stderr)
         return 2
+    from contextlib import ExitStack
+
+    from tfperf.procs import revisions
+
+    with ExitStack() as copies:  # a side at a revision: its copy is removed whatever happens
+        try:
+            for label, rev in (("BASE", args.base_rev), ("NEW", args.new_rev)):
+                if rev is not None:
+                    spec, _ = copies.enter_context(revisions.checked_out(getattr(args, label.lower()), rev, label))
+                    setattr(args, label.lower(), spec)
+        except revisions.RevisionError as exc:
+            print(f"tfperf ab: {exc}", file=sys.stderr)
+            return 2
+        return _run_ab(args, rest, threshold)
+
+
+def _run_ab(args: argparse.Namespace, rest: list[str], threshold: float) -> int:
+    import json
+    from datetime import datetime
+
     from tfperf.runtime.quiet import tensorflow_started
 
     with tensorflow_started():

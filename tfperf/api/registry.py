@@ -12,11 +12,13 @@ one failed test) and the other scenarios still load.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,14 +106,51 @@ def _scenarios_in(obj: Any, where: str) -> list[Scenario]:
     raise ScenarioError(f"{where} is {type(obj).__name__}, not a scenario or a list of scenarios")
 
 
+def roots(spec: str) -> list[str]:
+    """Where a side's own imports come from: its file's folder and the top of its project (the nearest folder up
+    holding .git, or the marker of a side checked out at a revision); for a module, nothing of its own."""
+    target = spec.partition(":")[0]
+    if not (target.endswith(".py") or "/" in target):
+        return []
+    folder = Path(target).resolve().parent
+    found = [str(folder)]
+    for up in (folder, *folder.parents):
+        if (up / ".git").exists() or (up / ".tfperf-revision").exists():
+            found.append(str(up))
+            break
+    return list(dict.fromkeys(found))
+
+
+@contextlib.contextmanager
+def isolated(spec: str) -> Iterator[None]:
+    """Load one side of an A/B with its own import roots first on the path, and afterwards drop from
+    ``sys.modules`` every module it imported from them: the other side then imports its own copy of a helper
+    module of the same name (two revisions of ``mypkg``) instead of finding this side's. What a side imported
+    keeps working through the references its modules hold; an import made later, inside a function while it
+    runs, finds whichever copy is on the path then (the run's folder), not necessarily its side's."""
+    mine = roots(spec)
+    before, path = set(sys.modules), list(sys.path)
+    sys.path[:0] = [r for r in mine if r not in sys.path[:len(mine)]]
+    try:
+        yield
+    finally:
+        sys.path[:] = path
+        for name in set(sys.modules) - before:
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            if any(where.startswith(r + os.sep) for r in mine):
+                del sys.modules[name]
+
+
 def resolve_ab(spec: str) -> ab.Pairing:
-    """The paired scenarios of an A/B SPEC (see :mod:`tfperf.api.ab`), or a ScenarioError naming the side."""
+    """The paired scenarios of an A/B SPEC (see :mod:`tfperf.api.ab`), or a ScenarioError naming the side. Each
+    side is loaded :func:`isolated`, so two revisions of a helper module are two modules."""
     sides = ab.parse(spec)
     assert sides is not None
     found = []
     for label, side in zip(("BASE", "NEW"), sides, strict=True):
         try:
-            found.append(resolve(side))
+            with isolated(side):
+                found.append(resolve(side))
         except ScenarioError as exc:
             raise ScenarioError(f"{label} {side}: {exc}") from None
         except SystemExit as exc:

@@ -16,6 +16,7 @@ import pytest
 
 from tfperf.analysis import ab as judge
 from tfperf.api import ab
+from tfperf.procs import revisions
 from tfperf.render import ab_page
 from tfperf.results.store import atomic_write, load_run
 
@@ -29,6 +30,9 @@ def _git_revision(spec: str) -> str | None:
     try:
         if target.endswith(".py") or "/" in target:
             folder = Path(target).parent
+            for up in (folder.resolve(), *folder.resolve().parents):  # a side checked out at a revision
+                if (up / revisions.MARKER).is_file():
+                    return (up / revisions.MARKER).read_text().strip()[:12]
         else:  # a module: the folder of its file (a built-in's: the installed package's)
             found = importlib.util.find_spec(target)
             folder = Path(found.origin).parent if found is not None and found.origin else Path.cwd()
