@@ -2,8 +2,8 @@
 real A/B runs of a pipeline whose new version does more work per element."""
 
 import json
-import os
 import math
+import os
 import subprocess
 import sys
 
