@@ -44,6 +44,12 @@ from .pool import Worker, WorkerDied
 from .rows import SUITE_VERSION
 from .settings import Settings
 
+# How far into a block each phase starts and ends, as a fraction of the block, until the run's own finished
+# blocks say (see Harness._fraction): measured over the built-ins' blocks at default (run b540's worker logs:
+# build 3%, warm-up 13%, rounds 77%, profiles 6% of 446 s). At smoke the rounds are short and the warm-up long.
+PHASES = ("build", "warm-up", "rounds", "profiles")
+DEFAULT_SHARES = {"build": 0.03, "warm-up": 0.13, "rounds": 0.78, "profiles": 0.06}
+
 
 @dataclass
 class Harness:
@@ -74,6 +80,7 @@ class Harness:
     _cost: dict[str, float] = field(default_factory=lambda: {"round_s": 0.0, "rounds": 0, "fixed_s": 0.0,
                                                                "units": 0})
     budget_blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _phase_s: dict[str, float] = field(default_factory=dict)  # seconds the finished blocks spent in each phase
 
     # ---- rows -------------------------------------------------------------------------------------
     def select(self, selection: list[tuple[str, str]]) -> None:
@@ -159,9 +166,8 @@ class Harness:
                 started = time.monotonic()
                 where = f"{scenario_name}, process {order.index(p) + 1}/{len(order)}"
                 self._say(f"tfperf: {self._count(block)} {where}: {len(members)} variants"
-                          + (" (then profiling)" if request["profile"] else "") + self._left(block[:2], len(members) * (
-                              len(order) - order.index(p)), 0.0))
-                hear = self._listener(where, block[:2], started, len(members) * (len(order) - order.index(p)))
+                          + (" (then profiling)" if request["profile"] else "") + self._left(block[:2], len(members), len(order) - order.index(p), 0.0))
+                hear = self._listener(where, block[:2], started, len(members), len(order) - order.index(p))
                 try:
                     reply = self._workers[p].ask(request, hear, tick=min(5.0, self._every))
                 except WorkerDied as exc:
@@ -202,6 +208,8 @@ class Harness:
             self._cost["round_s"] += round_s
             self._cost["rounds"] += len(timed) * int(reply["rounds"])
         self._cost["fixed_s"] += max(0.0, took - round_s)
+        for phase, seconds in (reply.get("phases") or {}).items():
+            self._phase_s[phase] = self._phase_s.get(phase, 0.0) + float(seconds)
         self._cost["units"] += len(reply.get("members", []))
 
     def _rounds_for(self, block: tuple[str, str, list], rounds: int) -> int:
@@ -239,24 +247,48 @@ class Harness:
                 "blocks": self.budget_blocks}
 
     # ---- progress ---------------------------------------------------------------------------------
+    def _fraction(self, phase: str, i: int, n: int) -> float | None:
+        """The part of a block done when its phase starts step i of n, from how the run's finished blocks split
+        their time between the phases (before any has finished: DEFAULT_SHARES)."""
+        name = "profiles" if phase == "profile" else phase
+        if name not in PHASES or n <= 0:
+            return None
+        spent = {k: self._phase_s.get(k, 0.0) for k in PHASES}
+        total = sum(spent.values())
+        shares = {k: v / total for k, v in spent.items()} if total > 0 else DEFAULT_SHARES
+        before = sum(shares[k] for k in PHASES[:PHASES.index(name)])
+        return before + shares[name] * (i - 1) / n
+
     def _count(self, block: tuple[str, str, list]) -> str:
         """'[block 3/9]': where this block stands among the run's."""
         blocks = list(dict.fromkeys((sc, key) for sc, key, _ in self._blocks.values()))
         at = blocks.index(block[:2]) + 1 if block[:2] in blocks else len(blocks)
         return f"[block {at}/{len(blocks)}]"
 
-    def _left(self, current: tuple[str, str], units_here: int, spent_here: float) -> str:
-        """'; about 4 min left': the time the rest of the run needs, at the pace of the blocks measured so far (a
-        unit is one variant in one process), the current one included; '' before any block has finished."""
-        if not self._done_units:
+    def _left(self, current: tuple[str, str], members: int, processes_left: int, spent_here: float,
+              fraction: float | None = None) -> str:
+        """'; about 4 min left': the time the rest of the run needs. The blocks still to come go at the pace of the
+        blocks measured so far (a unit is one variant in one process); this block, once a tenth of it is done in
+        this process, at its own pace (a large model's block is far slower than the pipelines before it), else
+        at the run's. '' before anything says what a unit costs."""
+        pace = self._done_s / self._done_units if self._done_units else None
+        if fraction is not None and fraction >= 0.1:
+            whole = spent_here / fraction  # this block in this process, at its own pace
+            here = whole - spent_here + (processes_left - 1) * whole
+        elif pace is not None:
+            here = max(0.0, members * processes_left * pace - spent_here)
+        else:
             return ""
-        pending = {(sc, key): len(members) for sc, key, members in self._blocks.values()
-                   if (sc, key) != current and not all((sc, name) in self._results for name, _, _ in members)}
-        units = units_here + sum(n * self.settings.processes for n in pending.values())
-        left = max(0.0, units * self._done_s / self._done_units - spent_here)
+        pending = {(sc, key): len(m) for sc, key, m in self._blocks.values()
+                   if (sc, key) != current and not all((sc, name) in self._results for name, _, _ in m)}
+        later = sum(n * self.settings.processes for n in pending.values()) * (pace if pace is not None else 0.0)
+        if pace is None and pending:  # nothing measured yet says what the other blocks cost
+            return ""
+        left = here + later
         return f"; about {left / 60:.0f} min left" if left >= 90 else f"; about {left:.0f} s left"
 
-    def _listener(self, where: str, current: tuple[str, str], started: float, units_here: int) -> Any:
+    def _listener(self, where: str, current: tuple[str, str], started: float, members: int,
+                  processes_left: int) -> Any:
         """What a worker's progress turns into on the terminal: a line when the block enters a phase (build,
         warm-up, rounds, profile), else at most one every ``TFPERF_PROGRESS_EVERY`` seconds (10), so a long
         warm-up or profile of a large model is never silent for longer."""
@@ -274,7 +306,7 @@ class Harness:
             state["phase"], state["said"] = phase, now
             doing = f"{phase} {i}/{n}" if what == "round" else f"{phase} {what} ({i}/{n})"
             self._say(f"tfperf:   {where}: {doing}, {now - started:.0f} s in this block"
-                      + self._left(current, units_here, now - started))
+                      + self._left(current, members, processes_left, now - started, self._fraction(phase, i, n)))
 
         return hear
 
