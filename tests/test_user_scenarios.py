@@ -160,3 +160,24 @@ def test_a_bad_spec_and_a_name_clash_are_said_even_when_k_deselects_them(tmp_pat
     assert f"tfperf: --tfperf-scenarios {twice}: scenario name 'ok' is already taken" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not _workers_left()
+
+
+def test_the_image_example_declares_a_heavy_model_whose_cache_keeps_its_augmentation_random(smoke):
+    """examples/image_classification.py (keras-io's model at 32 x 32; a whole smoke run of it takes about 4.5
+    minutes, so here only what it declares and builds): its random augmentation runs after the cache, so the
+    cache variant is measured, not skipped, and the model builds and trains one step on its own data."""
+    from tfperf.api import registry
+    from tfperf.runtime.build import runnable
+
+    reg = registry.load([str(REPO / "examples" / "image_classification.py")])
+    assert not reg.errors and {name for name, _ in reg.items()} == {"pictures", "picture_model"}
+    cache = runnable(reg["pictures"], reg["pictures"].variant("cache"), smoke)
+    try:
+        assert cache.run_round() == cache.examples_per_round
+    finally:
+        cache.close()
+    fit = runnable(reg["picture_model"], reg["picture_model"].variant("fit-naive"), smoke)
+    try:
+        assert fit.run_round() == fit.examples_per_round == 256
+    finally:
+        fit.close()
