@@ -27,7 +27,7 @@ INSTALLED := build/installed
 .PHONY: installed
 installed: $(STAMP)
 	rm -rf build/wheel $(INSTALLED)
-	$(VENV)/bin/python -m pip wheel -q --no-deps --no-build-isolation -w build/wheel . 2>/dev/null
+	$(VENV)/bin/python -m pip wheel -q --no-deps -w build/wheel .
 	$(PY) -m venv $(INSTALLED)
 	$(INSTALLED)/bin/python -m pip install -q build/wheel/tfperf-*.whl
 	set -e; here=$$(pwd); dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; cd "$$dir"; \
