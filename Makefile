@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	# setuptools warns about folders named like the package on every editable install; tfperf names one itself
+	# when it shadows the package, so that one warning is filtered by its text
+	PYTHONWARNINGS="ignore:Editable installation:UserWarning" $(VENV)/bin/python -m pip install -q -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 .PHONY: bench test setup lint
