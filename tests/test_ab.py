@@ -284,6 +284,8 @@ def test_a_side_at_a_git_revision_is_measured_against_the_working_tree(tmp_path)
     assert row["verdict"] == "regression" and row["change"] > 0.2, row
     commits = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD~1"], capture_output=True, text=True)
     assert answer["sides"]["base"]["git_revision"] == commits.stdout.strip()[:12]
+    assert answer["sides"]["base"]["spec"] == "bench.py@HEAD~1" and answer["sides"]["new"]["spec"].endswith("bench.py")
+    assert "tfperf ab: base bench.py@HEAD~1  ->  new " in proc.stdout
     assert not [p for p in temp.iterdir() if p.name.startswith("tfperf-ab-")]  # the copy is gone
     assert subprocess.run(["git", "-C", str(project), "status", "--porcelain"], capture_output=True,
                           text=True).stdout == ""  # the repository is as it was

@@ -30,9 +30,9 @@ def _git_revision(spec: str) -> str | None:
     try:
         if target.endswith(".py") or "/" in target:
             folder = Path(target).parent
-            for up in (folder.resolve(), *folder.resolve().parents):  # a side checked out at a revision
-                if (up / revisions.MARKER).is_file():
-                    return (up / revisions.MARKER).read_text().strip()[:12]
+            commit = revisions.described(spec)[1]  # a side checked out at a revision
+            if commit:
+                return commit[:12]
         else:  # a module: the folder of its file (a built-in's: the installed package's)
             found = importlib.util.find_spec(target)
             folder = Path(found.origin).parent if found is not None and found.origin else Path.cwd()
@@ -58,7 +58,7 @@ def sides(harness: Harness, sides: list[str]) -> dict[str, dict]:
     for name, spec in zip(("base", "new"), sides, strict=True):
         versions = {sc.name: scenario.version for sc in harness.registry.values() if isinstance(sc, ab.ABScenario)
                     for side, scenario, _ in sc.sides.values() if side == name}
-        out[name] = {"spec": spec, "scenario_versions": versions, "tensorflow": tf_version(), "keras": keras,
+        out[name] = {"spec": revisions.described(spec)[0], "scenario_versions": versions, "tensorflow": tf_version(), "keras": keras,
                      "suite": SUITE_VERSION, "git_revision": _git_revision(spec), "python": sys.executable}
     return out
 

@@ -28,7 +28,19 @@ def _git(folder: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-MARKER = ".tfperf-revision"  # at the top of a side's copy: the commit it holds (the copy has no .git)
+MARKER = ".tfperf-revision"  # at the top of a side's copy: the commit it holds, then SPEC@REV (it has no .git)
+
+
+def described(spec: str) -> tuple[str, str | None]:
+    """(how the user named a side, its commit) for a SPEC inside a side's copy (SPEC@REV and the commit), else
+    (the SPEC, None)."""
+    target = spec.partition(":")[0]
+    if target.endswith(".py"):
+        for up in Path(target).resolve().parents:
+            if (up / MARKER).is_file():
+                commit, _, named = (up / MARKER).read_text().partition("\n")
+                return named.strip() or spec, commit.strip()
+    return spec, None
 
 
 def locate(spec: str) -> tuple[Path, str, str]:
@@ -64,7 +76,8 @@ def checked_out(spec: str, rev: str, label: str) -> Iterator[tuple[str, str]]:
             tar.seek(0)
             with tarfile.open(fileobj=tar) as files:
                 files.extractall(folder, filter="data")
-        (folder / MARKER).write_text(commit + "\n")
+        # the commit, then how the user named the side: what ab.json and the table show instead of this folder
+        (folder / MARKER).write_text(f"{commit}\n{spec}@{rev}\n")
         copy = folder / inside
         if not copy.is_file():
             raise RevisionError(f"{label}: {inside} is not in revision {rev} of {top}")
