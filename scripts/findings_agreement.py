@@ -4,14 +4,25 @@ Prints, for each run, how many of its null pairs (a variant timed twice in the s
 interval, and, for each direction, the findings of one run (a speedup that tables.finding calls faster or slower)
 that the other run contradicts: the sign flipped, or the other run's interval excludes the first's estimate.
 Issue 25's targets: null pairs cover 1 at the nominal rate; at most 1 contradicted finding per pair of runs.
+
+What to expect: when both runs' 95% intervals are right, the other run's interval still excludes this run's
+estimate for about 16.5% of findings (the difference of two estimates has sqrt(2) times the spread of one, and
+P(|Z| > 1.96 / sqrt(2)) = 0.166), so "at most 1 of 50" cannot be met by correct intervals; the two intervals
+are disjoint for about 0.6% (P(|Z| > 1.96 sqrt(2))), and a sign flip of a real finding is rarer still. The
+summary line prints all three counts beside what calibrated intervals would give.
 """
 
 from __future__ import annotations
 
 import sys
 
+from scipy import stats as sps
+
 from tfperf.analysis import tables
 from tfperf.results.store import load_run
+
+EXCLUDES = float(2 * sps.norm.sf(1.959964 / 2 ** 0.5))  # 0.166
+DISJOINT = float(2 * sps.norm.sf(1.959964 * 2 ** 0.5))  # 0.0056
 
 
 def readings(run) -> dict[str, dict]:
@@ -36,18 +47,24 @@ def main(a_path: str, b_path: str) -> int:
     for (name_x, x), (name_y, y) in (((runs[0].run_id, a), (runs[1].run_id, b)),
                                      ((runs[1].run_id, b), (runs[0].run_id, a))):
         found = {k: r for k, r in x.items() if r["reading"] in ("faster", "slower")}
-        against = []
+        against, disjoint, flips = [], 0, 0
         for k, r in found.items():
             o = y.get(k)
             if o is None:
                 continue
             flipped = (r["speedup"] > 1) != (o["speedup"] > 1)
             excludes = not (o["speedup_lo"] <= r["speedup"] <= o["speedup_hi"])
+            disjoint += not (o["speedup_lo"] <= r["speedup_hi"] and r["speedup_lo"] <= o["speedup_hi"])
+            flips += flipped
             if flipped or excludes:
                 against.append(f"{k}: {r['speedup']:.2f}x in {name_x}, {o['speedup']:.2f}x "
                                f"[{o['speedup_lo']:.2f}, {o['speedup_hi']:.2f}] in {name_y}"
                                + (" (sign flipped)" if flipped else ""))
         print(f"findings of {name_x}: {len(found)}; contradicted by {name_y}: {len(against)}")
+        paired = sum(1 for k in found if k in y)
+        print(f"  of {paired} in both: estimate outside the other's interval {len(against)} (calibrated intervals: "
+              f"about {paired * EXCLUDES:.1f}), intervals disjoint {disjoint} (about {paired * DISJOINT:.1f}), "
+              f"sign flipped {flips}")
         for line in against:
             print(f"  {line}")
     return 0
