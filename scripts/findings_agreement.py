@@ -67,7 +67,29 @@ def main(a_path: str, b_path: str) -> int:
               f"sign flipped {flips}")
         for line in against:
             print(f"  {line}")
+    run_level(runs, a, b)
     return 0
+
+
+def run_level(runs, a: dict, b: dict) -> None:
+    """Per kind of scenario: the standard deviation between the two runs' log speedups that their intervals do not
+    account for, sqrt(max(0, (mean d^2 - mean(se_a^2 + se_b^2)) / 2)), each se read off its 95% interval."""
+    import math
+
+    def se(r: dict) -> float:
+        return (math.log(r["speedup_hi"]) - math.log(r["speedup_lo"])) / (2 * 1.959964)
+
+    kinds: dict[str, list[tuple[float, float]]] = {}
+    for k, x in a.items():
+        y = b.get(k)
+        if y is None or x.get("unstable") or y.get("unstable") or min(x["speedup_lo"], y["speedup_lo"]) <= 0:
+            continue
+        d = math.log(x["speedup"]) - math.log(y["speedup"])
+        kinds.setdefault(tables.kind(runs[0], k.split("/")[0]), []).append((d * d, se(x) ** 2 + se(y) ** 2))
+    for kind, v in sorted(kinds.items()):
+        d2, s2 = sum(x for x, _ in v) / len(v), sum(s for _, s in v) / len(v)
+        print(f"run-level sd, {kind}: {100 * math.sqrt(max(0.0, (d2 - s2) / 2)):.1f}% over {len(v)} comparisons "
+              f"(rms difference {100 * math.sqrt(d2):.1f}%, of which the intervals hold {100 * math.sqrt(s2):.1f}%)")
 
 
 if __name__ == "__main__":
