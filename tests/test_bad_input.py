@@ -195,6 +195,27 @@ def test_an_infinite_source_is_refused_instead_of_counted_for_ever(smoke):
         runnable(sc, sc.variant("naive"), smoke)
 
 
+def test_an_endless_source_of_unknown_length_stops_at_the_deadline(smoke, monkeypatch):
+    """A generator that never ends has no cardinality to refuse up front: counting its records stops at the
+    deadline (TFPERF_COUNT_DEADLINE_S) with one line naming the scenario, the count reached and what to give."""
+    import itertools
+
+    import tensorflow as tf
+
+    import tfperf
+    from tfperf.runtime.build import runnable
+
+    monkeypatch.setenv("TFPERF_COUNT_DEADLINE_S", "1")
+    endless = lambda: tf.data.Dataset.from_generator(  # noqa: E731
+        lambda: ((float(i),) for i in itertools.count()), output_signature=(tf.TensorSpec([], tf.float32),))
+    sc = tfperf.pipeline("endless_generator", tfperf.Stages(source=endless, map=lambda x: x, batch_size=2))
+    with pytest.raises(tfperf.ScenarioError) as raised:
+        runnable(sc, sc.variant("naive"), smoke)
+    line = str(raised.value)
+    assert line.startswith("scenario endless_generator: counting the source's records passed ") and "\n" not in line
+    assert "after 1 s without reaching its end" in line and "Stages(examples=...)" in line
+
+
 def test_minor_bad_inputs_name_their_cause(tmp_path, fixture_run):
     """A null tfperf section is noted and read as empty; a scenarios folder, an output path that is a folder and a
     TFPERF_CACHE that is a file each say so in their own words."""

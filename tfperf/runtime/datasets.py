@@ -12,6 +12,8 @@ only tunes knobs set to ``AUTOTUNE``.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,6 +85,12 @@ def batch_length(batch: Any) -> tf.Tensor:
     return tf.shape(tf.nest.flatten(batch)[0], out_type=tf.int64)[0]
 
 
+# How long counting a source's records (once, when its cardinality is unknown: a generator, a filter) may take
+# before the source is taken for an endless or far too long one (TFPERF_COUNT_DEADLINE_S changes it).
+COUNT_DEADLINE_S = 120.0
+_CHUNK = 65536
+
+
 def _count_records(ds: tf.data.Dataset, scenario: str) -> int:
     n = int(ds.cardinality())
     if n >= 0:
@@ -90,7 +98,18 @@ def _count_records(ds: tf.data.Dataset, scenario: str) -> int:
     if n == int(tf.data.INFINITE_CARDINALITY):  # counting would never end: a source ending in .repeat()
         raise ScenarioError(f"scenario {scenario}: the source is infinite (it repeats); give Stages(examples=...) "
                             "for the records of a pass, or a finite source")
-    return int(ds.reduce(np.int64(0), lambda a, _: a + 1))
+    # Unknown (a generator, a filter): counted in chunks of a constant per record, so memory stays small, with a
+    # deadline between chunks, so a source that never ends stops with a line instead of hanging the run.
+    deadline_s = float(os.environ.get("TFPERF_COUNT_DEADLINE_S") or COUNT_DEADLINE_S)
+    start, total = time.monotonic(), 0
+    ones = ds.map(lambda *_: tf.constant(1, tf.int8)).batch(_CHUNK)
+    for chunk in ones:
+        total += int(tf.shape(chunk)[0])
+        if time.monotonic() - start > deadline_s:
+            raise ScenarioError(f"scenario {scenario}: counting the source's records passed {total} after "
+                                f"{deadline_s:.0f} s without reaching its end (an endless or far too long source); "
+                                "give Stages(examples=...) for the records of a pass, or a finite source")
+    return total
 
 
 class PipelineData:
