@@ -22,10 +22,9 @@ from tfperf.results.store import Run, load_run
 from .conftest import REPO
 from .test_bench import _workers_left
 
-# A user's pipeline before and after an edit: the new version's map does WORK sin ops per element instead of one.
-WORKLOAD = """
+# The map of a user's pipeline: WORK sin ops per element (the new version of an edit does more).
+HELPERS = """
 import tensorflow as tf
-import tfperf
 
 WORK = {work}
 
@@ -34,6 +33,11 @@ def work(x):
     for _ in range(WORK):
         x = tf.sin(x)
     return tf.reduce_sum(x)
+"""
+
+# A user's pipeline before and after an edit: the new version's map does WORK sin ops per element instead of one.
+WORKLOAD = HELPERS + """
+import tfperf
 
 
 def stages(size):
@@ -215,18 +219,6 @@ def test_tfperf_run_takes_specs_and_short_options():
         "--tfperf-scenarios", "my_bench.py", "--tfperf-size", "smoke", "-k", "naive", "--tfperf-scenarios",
         "pkg.mod:X", "--tfperf-no-profile", "--tfperf-ab", "a.py", "b.py", "--tfperf-rounds=4", "-q"]
 
-
-HELPERS = """
-import tensorflow as tf
-
-WORK = {work}
-
-
-def work(x):
-    for _ in range(WORK):
-        x = tf.sin(x)
-    return tf.reduce_sum(x)
-"""
 
 BENCH = """
 import tensorflow as tf
