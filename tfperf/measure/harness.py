@@ -51,6 +51,15 @@ PHASES = ("build", "warm-up", "rounds", "profiles")
 DEFAULT_SHARES = {"build": 0.03, "warm-up": 0.13, "rounds": 0.78, "profiles": 0.06}
 
 
+def _seconds(text: str | None, default: float) -> float:
+    """A number of seconds from the environment; the default where it is missing, not a number or not positive."""
+    try:
+        value = float(text or default)
+    except ValueError:
+        return default
+    return value if value > 0 and math.isfinite(value) else default
+
+
 @dataclass
 class Harness:
     config: pytest.Config
@@ -73,7 +82,7 @@ class Harness:
     last_words: list[str] = field(default_factory=list)  # the run's answer, printed after every other summary
     _done_units: int = 0  # variants x processes measured so far, and the seconds they took: the pace of the run
     _done_s: float = 0.0
-    _every: float = field(default_factory=lambda: float(os.environ.get("TFPERF_PROGRESS_EVERY") or 10))
+    _every: float = field(default_factory=lambda: _seconds(os.environ.get("TFPERF_PROGRESS_EVERY"), 10.0))
     # The budget (see _rounds_for): when the run began, what rounds cost and what the rest of a block costs, per
     # variant and process, learnt from the blocks measured so far; what each block got.
     _began: float = field(default_factory=time.monotonic)
@@ -169,7 +178,7 @@ class Harness:
                           + (" (then profiling)" if request["profile"] else "") + self._left(block[:2], len(members), len(order) - order.index(p), 0.0))
                 hear = self._listener(where, block[:2], started, len(members), len(order) - order.index(p))
                 try:
-                    reply = self._workers[p].ask(request, hear, tick=min(5.0, self._every))
+                    reply = self._workers[p].ask(request, hear, tick=max(0.1, min(5.0, self._every)))
                 except WorkerDied as exc:
                     # A crash is not a measurement: TensorFlow 2.21 has crashed (SIGSEGV) in
                     # MultiDeviceIteratorGetNextFromShard under MirroredStrategy once in several runs here. The
@@ -177,7 +186,7 @@ class Harness:
                     self.crashes.append({"block": block_id, "process": p, "cause": str(exc)})
                     self._workers[p].stop()
                     self._workers[p] = Worker(p, s)
-                    reply = self._workers[p].ask(request, hear, tick=min(5.0, self._every))
+                    reply = self._workers[p].ask(request, hear, tick=max(0.1, min(5.0, self._every)))
                 replies[p] = reply
                 took = time.monotonic() - started
                 self._done_units += len(members)
