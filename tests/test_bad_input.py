@@ -52,6 +52,12 @@ BENCH_CASES = {
     "benchmark-skip": (["--benchmark-skip"], "--benchmark-skip does not apply to this suite: select variants with -k"),
     "benchmark-min-rounds": (["--benchmark-min-rounds", "3"], "--benchmark-min-rounds does not apply"),
     "benchmark-disable-gc": (["--benchmark-disable-gc"], "--benchmark-disable-gc does not apply"),
+    "benchmark-autosave": (["--benchmark-autosave"], "--benchmark-autosave does not apply to this suite: every run "
+                                                     "is saved already"),
+    "benchmark-save": (["--benchmark-save", "mine"], "--benchmark-save does not apply"),
+    "benchmark-storage": (["--benchmark-storage", "file://elsewhere"], "--benchmark-storage does not apply"),
+    "empty run id": (["--tfperf-run-id", ""], "--tfperf-run-id must be one folder name"),
+    "empty results": (["--tfperf-results", ""], "--tfperf-results is empty"),
 }
 
 
