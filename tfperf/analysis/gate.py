@@ -173,6 +173,7 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     news = new if isinstance(new, list) else [new]
     incomparable, changed, hosts = _differences(bases, news)
     unstable = _unstable(bases + news)
+    one_run = min(len(bases), len(news)) < 2  # the machine's drift between runs is not seen: judged against `drift`
 
     def names(runs: list[Run]) -> set[str]:
         return {f"{r.scenario}/{r.variant}" for run in runs for r in run.frame.itertuples() if r.status == "ok"}
@@ -231,20 +232,16 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row = _flagged(row, limit, alpha, incomparable)
         if name in unstable and row["flag"] in FLAGS:  # shown, never flagged: its own run doubted it
             row["flag"] = UNSTABLE
-        if basis[name] == "absolute" and min(len(bases), len(news)) < 2 and row["flag"] != UNSTABLE:
+        if basis[name] == "absolute" and one_run and row["flag"] != UNSTABLE:
             # No block to take the machine's drift out: its change holds that drift, which the processes of one
             # run cannot see (they share the machine's state): judged, as a block's own row, against the drift
-            row = _flagged(row, max(limit, drift), alpha, incomparable)
-            row["threshold"], row["basis"] = max(limit, drift), f"absolute, against a {100 * drift:.0f}% run-to-run drift"
-            if row["flag"] == "noise" and abs(float(row["change"])) <= max(limit, drift):  # type: ignore[arg-type]
-                row["flag"] = ""
-            if not row["flag"] and abs(float(row["change"])) > limit:  # type: ignore[arg-type]
-                row["flag"] = ABSOLUTE_MOVED
+            row["basis"] = f"absolute, against a {100 * drift:.0f}% run-to-run drift"
+            row = _against_drift(row, limit, drift, alpha, incomparable, ABSOLUTE_MOVED)
             if name in unstable and row["flag"] in FLAGS:
                 row["flag"] = UNSTABLE
         out.append(row)
-    blocks = _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable, drift)
-    _only_the_blocks_move(out, blocks, block_of, drift if min(len(bases), len(news)) < 2 else 0.0)
+    blocks = _block_rows(bases, news, per_run, levels, threshold, alpha, incomparable, drift if one_run else None)
+    _only_the_blocks_move(out, blocks, block_of, drift if one_run else 0.0)
     out += blocks
     frame = pd.DataFrame(out)
     if len(frame):  # a block's own row: the run-wide changes
@@ -281,13 +278,13 @@ ONE_RUN_CAVEAT = ("one run a side: each limit holds the spread within each run, 
 
 def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
                 levels: dict[int, dict[str, list[float]]], threshold: float, alpha: float,
-                incomparable: list[str], drift: float = 0.0) -> list[dict[str, object]]:
+                incomparable: list[str], drift: float | None = None) -> list[dict[str, object]]:
     """A row per block: how the level of all its benchmarks together moved (what the benchmarks' own rows leave
     out). With two or more runs a side it is judged against how much block levels vary between those runs'
-    processes, pooled over the blocks. With one run a side, a run's processes measure a block within a minute of
-    each other and share the machine's state, so they cannot see how much the machine moves between runs
-    (measured, same code: whole blocks 4-12% apart from one run to the next): the block is then judged against
-    that run-to-run drift, ``drift``, as its threshold (flagged when its whole interval lies beyond it), so a
+    processes, pooled over the blocks. With one run a side (``drift`` given), a run's processes measure a block
+    within a minute of each other and share the machine's state, so they cannot see how much the machine moves
+    between runs (measured, same code: whole blocks 4-12% apart from one run to the next): the block is then
+    judged against that run-to-run drift as its threshold (flagged when its whole interval lies beyond it), so a
     uniform slowdown larger than what the machine does by itself is flagged and a smaller move is shown."""
     def side(runs: list[Run], group: str) -> list[float] | None:
         units = []
@@ -311,20 +308,33 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
     pooled = (sum(v * d for v, d in parts if d) / df, df) if df else None
     rows = []
     for g, (b, n) in sides.items():
-        one_run = min(len(bases), len(news)) < 2
-        limit = max(threshold, drift) if one_run else threshold
         row: dict[str, object] = {"benchmark": g + BLOCK, "base_s": float("nan"), "new_s": float("nan"),
-                                  "threshold": limit, "units": f"{len(b)}/{len(n)}",
-                                  "basis": f"block level, against a {100 * drift:.0f}% run-to-run drift" if one_run
-                                  else "block level, against its runs' spread", "absolute_change": float("nan")}
+                                  "threshold": threshold, "units": f"{len(b)}/{len(n)}",
+                                  "basis": "block level, against its runs' spread" if drift is None
+                                  else f"block level, against a {100 * drift:.0f}% run-to-run drift",
+                                  "absolute_change": float("nan")}
         row.update(judge(b, b, n, n, alpha, pooled))
-        row = _flagged(row, limit, alpha, incomparable)
-        if one_run and row["flag"] == "noise" and abs(float(row["change"])) <= limit:  # type: ignore[arg-type]
-            row["flag"] = ""
-        if one_run and not row["flag"] and abs(float(row["change"])) > threshold:  # type: ignore[arg-type]
-            row["flag"] = BLOCK_WITHIN_DRIFT
+        if drift is None:
+            row = _flagged(row, threshold, alpha, incomparable)
+        else:
+            row = _against_drift(row, threshold, drift, alpha, incomparable, BLOCK_WITHIN_DRIFT)
         rows.append(row)
     return rows
+
+
+def _against_drift(row: dict[str, object], threshold: float, drift: float, alpha: float,
+                   incomparable: list[str], within: str) -> dict[str, object]:
+    """With one run a side: flagged only beyond the run-to-run drift (its threshold then); a move beyond the
+    threshold but within the drift is shown as `within`, not judged; no "noise" for a change inside the drift."""
+    limit = max(threshold, drift)
+    row = _flagged(row, limit, alpha, incomparable)
+    row["threshold"] = limit
+    change = abs(float(row["change"]))  # type: ignore[arg-type]
+    if row["flag"] == "noise" and change <= limit:
+        row["flag"] = ""
+    if not row["flag"] and change > threshold:
+        row["flag"] = within
+    return row
 
 
 def _only_the_blocks_move(rows: list[dict[str, object]], blocks: list[dict[str, object]],

@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import importlib.util
 import inspect
+import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +92,15 @@ def per_size(value: Any, size: Size) -> Any:
                 return value[name]
         return next(iter(value.values()))
     return value
+
+
+def env_seconds(name: str, default: float) -> float:
+    """Seconds from the environment variable `name`; `default` where it is unset, not a number or not positive."""
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if value > 0 and math.isfinite(value) else default
 
 
 def call_factory(fn: Callable[..., Any], size: Size) -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
 import random
 import re
@@ -33,7 +32,7 @@ from typing import Any
 import pytest
 from pytest_benchmark.utils import safe_dumps
 
-from tfperf.api.base import MIN_ROUNDS
+from tfperf.api.base import MIN_ROUNDS, env_seconds
 from tfperf.api.registry import Registry
 from tfperf.results import schema
 from tfperf.results.store import atomic_write
@@ -49,15 +48,6 @@ from .settings import Settings
 # build 3%, warm-up 13%, rounds 77%, profiles 6% of 446 s). At smoke the rounds are short and the warm-up long.
 PHASES = ("build", "warm-up", "rounds", "profiles")
 DEFAULT_SHARES = {"build": 0.03, "warm-up": 0.13, "rounds": 0.78, "profiles": 0.06}
-
-
-def _seconds(text: str | None, default: float) -> float:
-    """A number of seconds from the environment; the default where it is missing, not a number or not positive."""
-    try:
-        value = float(text or default)
-    except ValueError:
-        return default
-    return value if value > 0 and math.isfinite(value) else default
 
 
 @dataclass
@@ -80,9 +70,7 @@ class Harness:
     _between: dict[str, tuple[float, int] | None] = field(default_factory=dict)  # a block's process-level component
     write_error: str = ""  # why the last write of the results file failed ("" when it did not)
     last_words: list[str] = field(default_factory=list)  # the run's answer, printed after every other summary
-    _done_units: int = 0  # variants x processes measured so far, and the seconds they took: the pace of the run
-    _done_s: float = 0.0
-    _every: float = field(default_factory=lambda: _seconds(os.environ.get("TFPERF_PROGRESS_EVERY"), 10.0))
+    _every: float = field(default_factory=lambda: env_seconds("TFPERF_PROGRESS_EVERY", 10.0))
     # The budget (see _rounds_for): when the run began, what rounds cost and what the rest of a block costs, per
     # variant and process, learnt from the blocks measured so far; what each block got.
     _began: float = field(default_factory=time.monotonic)
@@ -189,8 +177,6 @@ class Harness:
                     reply = self._workers[p].ask(request, hear, tick=max(0.1, min(5.0, self._every)))
                 replies[p] = reply
                 took = time.monotonic() - started
-                self._done_units += len(members)
-                self._done_s += took
                 self._learn(reply, took)
                 self._say(f"tfperf: {where} done in {took:.0f} s")
                 self._scales.setdefault(block_id, {
@@ -212,11 +198,11 @@ class Harness:
     def _learn(self, reply: dict[str, Any], took: float) -> None:
         """What one process's block cost: its rounds (per member and round) and everything else (per member)."""
         timed = [m for m in reply.get("members", []) if m.get("times")]
-        round_s = float((reply.get("phases") or {}).get("rounds", 0.0))
-        if timed and reply.get("rounds"):
+        round_s = float((reply.get("phases") or {}).get("rounds", 0.0)) if timed and reply.get("rounds") else 0.0
+        if round_s:
             self._cost["round_s"] += round_s
             self._cost["rounds"] += len(timed) * int(reply["rounds"])
-        self._cost["fixed_s"] += max(0.0, took - round_s)
+        self._cost["fixed_s"] += max(0.0, took - round_s)  # fixed + round seconds: all the block took
         for phase, seconds in (reply.get("phases") or {}).items():
             self._phase_s[phase] = self._phase_s.get(phase, 0.0) + float(seconds)
         self._cost["units"] += len(reply.get("members", []))
@@ -280,7 +266,8 @@ class Harness:
         blocks measured so far (a unit is one variant in one process); this block, once a tenth of it is done in
         this process, at its own pace (a large model's block is far slower than the pipelines before it), else
         at the run's. '' before anything says what a unit costs."""
-        pace = self._done_s / self._done_units if self._done_units else None
+        cost = self._cost
+        pace = (cost["fixed_s"] + cost["round_s"]) / cost["units"] if cost["units"] else None
         if fraction is not None and fraction >= 0.1:
             whole = spent_here / fraction  # this block in this process, at its own pace
             here = whole - spent_here + (processes_left - 1) * whole

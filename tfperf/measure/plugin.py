@@ -329,11 +329,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     say(f"tfperf: results in {path}")
     budget = harness.budget_summary()
     if budget and budget["seconds"] is not None:
-        cut = {b: v for b, v in budget["blocks"].items() if v["rounds"] < v["of"]}
-        say(f"tfperf: measured in {budget['spent_s']:.0f} s of a {budget['seconds']:.0f} s budget"
-            + (f" ({'over it' if budget['spent_s'] > budget['seconds'] else 'within it'}; fewer rounds for "
-               + ", ".join(f"{b.split('/')[0]} ({v['rounds']} of {v['of']})" for b, v in cut.items()) + ")"
-               if cut else ("; over it" if budget["spent_s"] > budget["seconds"] else "")))
+        over = budget["spent_s"] > budget["seconds"]
+        cut = ", ".join(f"{b.split('/')[0]} ({v['rounds']} of {v['of']})"
+                        for b, v in budget["blocks"].items() if v["rounds"] < v["of"])
+        line = f"tfperf: measured in {budget['spent_s']:.0f} s of a {budget['seconds']:.0f} s budget"
+        if cut:
+            line += f" ({'over it' if over else 'within it'}; fewer rounds for {cut})"
+        elif over:
+            line += "; over it"
+        say(line)
     try:
         done = load_run(path)
         if not session.config.getoption("--tfperf-ab", default=None):

@@ -12,7 +12,6 @@ only tunes knobs set to ``AUTOTUNE``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from tfperf.api.base import (
     Variant,
     call_user,
     describe_callable,
+    env_seconds,
     first_line,
     per_size,
 )
@@ -100,10 +100,7 @@ def _count_records(ds: tf.data.Dataset, scenario: str) -> int:
                             "for the records of a pass, or a finite source")
     # Unknown (a generator, a filter): counted in chunks of a constant per record, so memory stays small, with a
     # deadline between chunks, so a source that never ends stops with a line instead of hanging the run.
-    try:
-        deadline_s = float(os.environ.get("TFPERF_COUNT_DEADLINE_S") or COUNT_DEADLINE_S)
-    except ValueError:  # not a number: the default, as for a missing one
-        deadline_s = COUNT_DEADLINE_S
+    deadline_s = env_seconds("TFPERF_COUNT_DEADLINE_S", COUNT_DEADLINE_S)
     start, total = time.monotonic(), 0
     ones = ds.map(lambda *_: tf.constant(1, tf.int8)).batch(_CHUNK)
     for chunk in ones:
