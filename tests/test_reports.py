@@ -248,7 +248,7 @@ def test_compare_takes_the_block_level_out(fixture_run, tmp_path):
     # the block's level: shown, within the run-to-run drift
     assert rows.loc[block, "change"] == pytest.approx(0.10, abs=0.01)
     assert rows.loc[block, "flag"] == compare.BLOCK_WITHIN_DRIFT
-    assert rows.loc[block, "basis"] == "block level, against a 12% run-to-run drift"
+    assert rows.loc[block, "basis"] == "block level, against a 12% run-to-run drift (no reference workload)"
     # with two runs a side, the spread between runs is seen, and the block's level is judged
     rows = compare.compare([load_run(b) for b in bases], [load_run(n) for n in news]).rows.set_index("benchmark")
     assert rows.loc[block, "flag"] == "regression"

@@ -22,11 +22,17 @@ benchmarks in the comparison being judged:
 Each benchmark's change is taken *relative to its block* (the benchmarks measured in the same rounds, see
 ``block_levels``): the machine's speed moves between runs (measured: a whole block 4-12% faster in one run than in
 the run before it, same code), and that moves every benchmark of a block together, so it is taken out of each
-round and shown once, as the block's own row ("<block> (whole block)"). Where the members differ in how CPU-bound
+round and shown once, as the block's own row ("<block> (whole block)"). That row is judged *relative to the suite's
+reference workload* (:mod:`tfperf.measure.reference`), a fixed pipeline timed in every block's rounds that no
+change of the scenarios touches: it shares the machine's state and the process's level, so a whole block that
+moves against it moved by its own code (every benchmark 20% slower is flagged, the machine 20% slower is not).
+Runs written before the reference have none: their block rows are judged as before (with one run a side, against
+the run-to-run drift, ``DRIFT``). Where the members differ in how CPU-bound
 they are (`process_cpu_per_s`), the level is a line in that share (see ``_line``): a change of the CPU's speed
 moves a member that mostly waits less than one that computes. A benchmark alone in its block (or in a block of
-fewer than three) is judged on its absolute time; with one run a side such a change holds the machine's drift,
-which the run's processes cannot see, so like a block's own row it is shown and never flagged (measured: the two
+fewer than three) is judged on its time relative to the reference workload timed in its rounds; in runs written
+before the reference, on its absolute time, which with one run a side holds the machine's drift that the run's
+processes cannot see, so it is then judged against that drift like a block's own row (measured: the two
 multi-worker rows, one process a run, moved +18% to +48% in absolute time from one run to the next, same code).
 Every row also prints its absolute change.
 
@@ -191,11 +197,16 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
     def is_relative(name: str) -> bool:  # its block's level was taken out in every run that has it
         return all(name in relative.get(key, {}) for key, measured in per_run.items() if name in measured)
 
+    referenced = _against_reference(bases + news, per_run)
     units = {}
     basis = {}
     for name in sorted(b_names & n_names):
         values = relative if is_relative(name) else None
         basis[name] = "relative to its block" if values is not None else "absolute"
+        if values is None and all(name in referenced.get(key, {}) for key, measured in per_run.items()
+                                  if name in measured):
+            values = referenced  # alone in its block: its time over the reference's, round by round
+            basis[name] = REFERENCED
         units[name] = (_units(bases, name, per_run, values), _units(news, name, per_run, values))
     pools: dict[str, list[tuple[float, int]]] = {}
     for name, ((bu, _), (nu, _)) in units.items():
@@ -232,10 +243,14 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         row = _flagged(row, limit, alpha, incomparable)
         if name in unstable and row["flag"] in FLAGS:  # shown, never flagged: its own run doubted it
             row["flag"] = UNSTABLE
-        if basis[name] == "absolute" and one_run and row["flag"] != UNSTABLE:
+        alone = basis[name] == "absolute" or (basis[name] == REFERENCED and min(len(bu), len(nu)) < 2)
+        if alone and one_run and row["flag"] != UNSTABLE:
             # No block to take the machine's drift out: its change holds that drift, which the processes of one
-            # run cannot see (they share the machine's state): judged, as a block's own row, against the drift
-            row["basis"] = f"absolute, against a {100 * drift:.0f}% run-to-run drift"
+            # run cannot see (they share the machine's state): judged, as a block's own row, against the drift.
+            # Relative to the reference but from one process a side (a multi-worker row), only its rounds are
+            # there to judge it, and they cannot see how that ratio moves from one run to the next (measured:
+            # mlp_multiworker/workers_2 -12.7% [-15.3%, -4.6%] relative to the reference, same code): the same.
+            row["basis"] = f"{basis[name]}, against a {100 * drift:.0f}% run-to-run drift"
             row = _against_drift(row, limit, drift, alpha, incomparable, ABSOLUTE_MOVED)
             if name in unstable and row["flag"] in FLAGS:
                 row["flag"] = UNSTABLE
@@ -248,6 +263,18 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
         frame["changed"] = frame["changed"].fillna("; ".join([*changed, *(["cross-host"] if hosts else [])]))
     return Comparison(base=bases, new=news, rows=frame, incomparable=incomparable,
                       unmatched_patterns=unmatched, changed=changed, hosts=hosts)
+
+
+def _against_reference(runs: list[Run], per_run: dict[int, Measured]) -> dict[int, dict[str, list[float]]]:
+    """Every benchmark's rounds over the reference workload's rounds in its block (see `reference_rounds`), by run;
+    a benchmark whose run has no reference beside it is left out."""
+    out: dict[int, dict[str, list[float]]] = {}
+    for run in runs:
+        for name, (group, per, process) in per_run[id(run)].items():
+            ref = reference_rounds(run, group, process)
+            if ref is not None:
+                out.setdefault(id(run), {})[name] = [t / r for t, r in zip(per, ref, strict=True)]
+    return out
 
 
 def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: list[str]) -> dict[str, object]:
@@ -265,6 +292,7 @@ def _flagged(row: dict[str, object], limit: float, alpha: float, incomparable: l
 
 
 BLOCK = " (whole block)"
+REFERENCED = "relative to the reference workload timed in its rounds"
 FLAGS = ("regression", "improvement")
 ABSOLUTE_MOVED = "moved (absolute time, within the run-to-run drift: not judged)"
 UNSTABLE = "moved (marked unstable by its run: not judged)"
@@ -286,40 +314,89 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
     between runs (measured, same code: whole blocks 4-12% apart from one run to the next): the block is then
     judged against that run-to-run drift as its threshold (flagged when its whole interval lies beyond it), so a
     uniform slowdown larger than what the machine does by itself is flagged and a smaller move is shown."""
-    def side(runs: list[Run], group: str) -> list[float] | None:
+    def side(runs: list[Run], group: str, against_reference: bool) -> list[float] | None:
         units = []
         for run in runs:
             level = levels.get(id(run), {}).get(group)
             if level is None:
                 return None
             process = next(p for g, _, p in per_run[id(run)].values() if g == group)
+            if against_reference:
+                ref = reference_rounds(run, group, process)
+                if ref is None:
+                    return None
+                level = [x / r for x, r in zip(level, ref, strict=True)]
             units += [float(np.median([x for x, q in zip(level, process, strict=True) if q == p]))
                       for p in sorted(set(process))]
         return units
 
     groups = sorted({g for run in bases + news for g in levels.get(id(run), {})})
-    sides: dict[str, tuple[list[float], list[float]]] = {}
+    sides: dict[str, tuple[list[float], list[float], bool]] = {}
     for g in groups:
-        b, n = side(bases, g), side(news, g)
+        b, n = side(bases, g, True), side(news, g, True)
         if b and n:
-            sides[g] = (b, n)
-    parts = [unit_variance(b, n) for b, n in sides.values()]
-    df = sum(d for _, d in parts)
-    pooled = (sum(v * d for v, d in parts if d) / df, df) if df else None
+            sides[g] = (b, n, True)
+            continue
+        b, n = side(bases, g, False), side(news, g, False)
+        if b and n:
+            sides[g] = (b, n, False)
+    def pool(parts: list[tuple[float, int]]) -> tuple[float, int] | None:
+        df = sum(d for _, d in parts)
+        return (sum(v * d for v, d in parts if d) / df, df) if df else None
+
+    own = {g: unit_variance(b, n) for g, (b, n, _) in sides.items()}
+    # Blocks without a reference: the larger of a block's own variance and the pooled one (see judge). Blocks
+    # against the reference: their own variance pooled by degrees of freedom with the other referenced blocks'
+    # (a moderated variance, as limma's empirical Bayes does for many small samples): a block's own two or three
+    # processes a side say little about their spread, and taking the larger of two noisy estimates (the rule
+    # above) cost half the power at no gain in false alarms (simulated, tests/test_gate_drift.py).
+    unreferenced = pool([own[g] for g, (_, _, k) in sides.items() if not k])
+    others = {g: pool([own[o] for o, (_, _, k) in sides.items() if k and o != g]) for g, (_, _, k) in sides.items()
+              if k}
     rows = []
-    for g, (b, n) in sides.items():
+    for g, (b, n, referenced) in sides.items():
+        if referenced:
+            basis = "block level relative to the reference workload timed in its rounds, against its runs' spread"
+        elif drift is None:
+            basis = "block level, against its runs' spread"
+        else:
+            basis = f"block level, against a {100 * drift:.0f}% run-to-run drift (no reference workload)"
         row: dict[str, object] = {"benchmark": g + BLOCK, "base_s": float("nan"), "new_s": float("nan"),
-                                  "threshold": threshold, "units": f"{len(b)}/{len(n)}",
-                                  "basis": "block level, against its runs' spread" if drift is None
-                                  else f"block level, against a {100 * drift:.0f}% run-to-run drift",
-                                  "absolute_change": float("nan")}
-        row.update(judge(b, b, n, n, alpha, pooled))
-        if drift is None:
+                                  "threshold": threshold, "units": f"{len(b)}/{len(n)}", "basis": basis,
+                                  "absolute_change": float("nan"),
+                                  "reference_change": reference_change(bases, news, g) if referenced else float("nan")}
+        if referenced:
+            row.update(judge(b, b, n, n, alpha, instance=others[g]))
+        else:
+            row.update(judge(b, b, n, n, alpha, unreferenced))
+        if drift is None or referenced:
             row = _flagged(row, threshold, alpha, incomparable)
         else:
             row = _against_drift(row, threshold, drift, alpha, incomparable, BLOCK_WITHIN_DRIFT)
         rows.append(row)
     return rows
+
+
+def reference_rounds(run: Run, group: str, process: list[int]) -> list[float] | None:
+    """The suite's reference workload's rounds in `group`'s block of `run`, as seconds per example, round by round
+    beside the block's (same processes, same order); None where the run has none or they do not line up."""
+    ref = run.references.get(group)
+    if not ref or not ref.get("times") or not ref.get("examples"):
+        return None
+    if list(ref.get("process") or []) != list(process) or any(t <= 0 for t in ref["times"]):
+        return None
+    return [float(t) / float(ref["examples"]) for t in ref["times"]]
+
+
+def reference_change(bases: list[Run], news: list[Run], group: str) -> float:
+    """How the reference workload itself moved between the sides in `group`'s block (median per-example time): the
+    machine's (or TensorFlow's, or the host's) own move, which the block's row has taken out."""
+    def median(runs: list[Run]) -> float:
+        times = [float(t) / float(r["examples"]) for run in runs for r in [run.references.get(group) or {}]
+                 if r.get("examples") for t in r.get("times") or []]
+        return float(np.median(times)) if times else float("nan")
+
+    return median(news) / median(bases) - 1
 
 
 def _against_drift(row: dict[str, object], threshold: float, drift: float, alpha: float,
@@ -378,6 +455,14 @@ def summary_lines(c: Comparison) -> list[str]:
     return lines
 
 
+def _reference_moved(r: object) -> str:
+    """For a block judged against the reference workload: how the reference itself moved (the machine's share)."""
+    moved = getattr(r, "reference_change", float("nan"))
+    if moved is None or np.isnan(float(moved)):
+        return ""
+    return f", relative to the reference workload timed in its rounds (which itself moved {100 * float(moved):+.1f}%)"
+
+
 def _members_that_moved(c: Comparison, r: object) -> str:
     """For a flagged whole block: which of its members moved that way in their own (absolute) time."""
     name = str(r.benchmark)  # type: ignore[attr-defined]
@@ -411,7 +496,7 @@ def findings(c: Comparison) -> list[str]:
         for r in c.rows[c.rows["flag"] == flag].itertuples():
             out.append(f"{r.benchmark} {verb}: {100 * r.change:+.1f}% time per example {interval_text(r.lo, r.hi)} "
                        f"(detection limit {100 * r.limit:.1f}%, threshold {100 * r.threshold:.0f}%)"
-                       + _members_that_moved(c, r))
+                       + _reference_moved(r) + _members_that_moved(c, r))
     if c.rows["flag"].isin(FLAGS).any() and len(c.base) == 1 and len(c.new) == 1:
         out.append(ONE_RUN_CAVEAT)
     moved = c.rows[c.rows["flag"] == BLOCK_WITHIN_DRIFT]

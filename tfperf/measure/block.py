@@ -47,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tfperf.api.ab import ABScenario
 from tfperf.api.base import ScenarioError, Size, Unsupported, first_line
 from tfperf.results import traces
 from tfperf.runtime import build as runtime_build
@@ -54,7 +55,7 @@ from tfperf.runtime import devices, profiling
 from tfperf.runtime.base import Block, BlockContext, Runnable
 from tfperf.runtime.build import open_block
 
-from . import machine
+from . import machine, reference
 
 TWIN = "~twin"  # suffix of the null pair's second copy: the block's anchor built and timed a second time
 
@@ -109,6 +110,13 @@ class Member:
     def split(self) -> bool:
         """Whether a round is timed as its passes, one at a time (the runnable says a round is exactly that)."""
         return self.passes > 1 and self.runnable is not None and self.runnable.by_pass
+
+
+def member(scenario: Any, variant_name: str, name: str, selected: bool) -> Member:
+    """A block's member from its request: a variant of the block's scenario, or the suite's reference workload."""
+    if name == reference.NAME:
+        return Member(reference.REFERENCE, reference.VARIANT, name, False)
+    return Member(scenario, scenario.variant(variant_name), name, selected)
 
 
 SETTLE_S = 0.02
@@ -186,7 +194,7 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: random
     `progress` hears of every step (a member built, warmed up or profiled, a round begun)."""
     build = build or runtime_build.runnable
     scenario = block[0].scenario
-    supported = [m.variant for m in block if supported_here(m.variant)]
+    supported = [m.variant for m in block if m.scenario is scenario and supported_here(m.variant)]
     with open_block(scenario, supported, context) as live:  # e.g. the block's clusters, started all at once
         return _run_block(block, spec, size, rng, scales, lambda m: build(m.scenario, m.variant, size, live),
                           progress)
@@ -333,7 +341,8 @@ def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:
 
 def plan(selection: list[tuple[str, str]], registry: Any) -> list[tuple[str, str, list[tuple[str, str, bool]]]]:
     """Blocks for a selection: [(scenario, block key, [(variant, member name, selected), ...])], one per scenario
-    in selection order, each with the partners its selected variants need and the twin of its anchor."""
+    in selection order, each with the partners its selected variants need, the twin of its anchor and the suite's
+    reference workload (:mod:`tfperf.measure.reference`; not in an A/B block)."""
     wanted: dict[tuple[str, str], set[str]] = {}
     for scenario_name, variant_name in selection:
         wanted.setdefault((scenario_name, scenario_name), set()).add(variant_name)
@@ -349,6 +358,8 @@ def plan(selection: list[tuple[str, str]], registry: Any) -> list[tuple[str, str
         roots = [n for n in runnable_here if not sc.partners(sc.variant(n))]
         anchor = (roots or runnable_here or names)[0]
         members = [(n, n, n in chosen) for n in names] + [(anchor, anchor + TWIN, False)]
+        if not isinstance(sc, ABScenario):  # an A/B block compares its two sides in the same rounds already
+            members.append((reference.NAME, reference.NAME, False))
         blocks.append((scenario_name, key, members))
     return blocks
 

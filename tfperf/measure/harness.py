@@ -59,6 +59,7 @@ class Harness:
     profiles: list[dict[str, Any]] = field(default_factory=list)
     finished: list[Any] = field(default_factory=list)  # pytest-benchmark Metadata of complete rows
     null_pairs: list[dict[str, Any]] = field(default_factory=list)
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)  # block -> the reference's rounds
     selection: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
     crashes: list[dict[str, Any]] = field(default_factory=list)  # worker processes that died, and where
@@ -66,6 +67,7 @@ class Harness:
     _workers: list[Worker] = field(default_factory=list)
     _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
     _results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _done: set[tuple[str, str]] = field(default_factory=set)  # blocks measured (their rows may still be to write)
     _scales: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     _between: dict[str, tuple[float, int] | None] = field(default_factory=dict)  # a block's process-level component
     write_error: str = ""  # why the last write of the results file failed ("" when it did not)
@@ -188,10 +190,13 @@ class Harness:
             self.interrupted = True
             self.stop()
             raise
-        records, null_pairs, between = rows.assemble(self.registry[scenario_name], key, members, replies, error,
-                                                     len(order))
+        records, null_pairs, between, ref = rows.assemble(self.registry[scenario_name], key, members, replies, error,
+                                                          len(order))
+        if ref is not None:  # the suite's reference workload, timed in this block's rounds: for the gate
+            self.references[scenario_name] = ref
         self._between[scenario_name] = between
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
+        self._done.add((scenario_name, key))
         self.null_pairs += null_pairs
 
     # ---- the budget -------------------------------------------------------------------------------
@@ -218,8 +223,7 @@ class Harness:
         if s.budget_s is None or not cost["units"] or not cost["rounds"] or rounds <= MIN_ROUNDS:
             self.budget_blocks[block_id] = {"rounds": rounds, "of": rounds}
             return rounds
-        pending = {(sc, key): len(members) for sc, key, members in self._blocks.values()
-                   if not all((sc, name) in self._results for name, _, _ in members)}
+        pending = {(sc, key): len(members) for sc, key, members in self._blocks.values() if (sc, key) not in self._done}
         units = sum(pending.values()) * s.processes
         fixed, per_round = cost["fixed_s"] / cost["units"], cost["round_s"] / cost["rounds"]
         left = s.budget_s - (time.monotonic() - self._began)
@@ -276,7 +280,7 @@ class Harness:
         else:
             return ""
         pending = {(sc, key): len(m) for sc, key, m in self._blocks.values()
-                   if (sc, key) != current and not all((sc, name) in self._results for name, _, _ in m)}
+                   if (sc, key) != current and (sc, key) not in self._done}
         later = sum(n * self.settings.processes for n in pending.values()) * (pace if pace is not None else 0.0)
         if pace is None and pending:  # nothing measured yet says what the other blocks cost
             return ""
@@ -405,6 +409,7 @@ class Harness:
             unmeasured=self.unmeasured,
             profiles=self.profiles,
             null_pairs=self.null_pairs,
+            references=self.references,
             worker_crashes=self.crashes,
             python=platform.python_version(),
             budget=self.budget_summary(),

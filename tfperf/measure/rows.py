@@ -10,11 +10,12 @@ from typing import Any
 from tfperf.analysis import stats
 from tfperf.api.base import Scenario, Size, Variant, fingerprint, source_of
 
+from . import reference
 from .block import TWIN
 
 # What the measuring code is: a change to how rounds are scheduled, timed or turned into rows gives a new suite
 # version, so `compare` knows two runs were not measured the same way.
-MEASURING = ("tfperf.measure.block", "tfperf.measure.rows", "tfperf.measure.worker", "tfperf.measure.machine",
+MEASURING = ("tfperf.measure.block", "tfperf.measure.reference", "tfperf.measure.rows", "tfperf.measure.worker", "tfperf.measure.machine",
              "tfperf.runtime.base", "tfperf.analysis.stats")
 SUITE_VERSION = fingerprint(*(source_of(m) for m in MEASURING))
 
@@ -65,10 +66,13 @@ def load_summary(loads: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def assemble(scenario: Scenario, key: str, members: list, replies: dict[int, dict[str, Any]], error: str | None,
-             processes: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], tuple[float, int] | None]:
+             processes: int) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], tuple[float, int] | None,
+                                       dict[str, Any] | None]:
     """Every process's reply for one block, merged per member: (records by variant name, the block's null pairs,
-    the block's process-level variance component pooled over all its pairs). A member's rounds from every process
-    are kept together, each tagged with its process."""
+    the block's process-level variance component pooled over all its pairs, the reference workload's rounds as
+    ``{"times", "process", "examples"}`` or None). A member's rounds from every process are kept together, each
+    tagged with its process, in the same order for every member (so the reference's round i ran in the same
+    block round as every member's round i)."""
     scenario_name = scenario.name
     by_name: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     loads = []
@@ -107,7 +111,7 @@ def assemble(scenario: Scenario, key: str, members: list, replies: dict[int, dic
                                "process_cpu_per_s_per_process": shares}
         rec["variant"] = variant_name
         merged[name] = rec
-        if not name.endswith(TWIN):
+        if not name.endswith(TWIN) and name != reference.NAME:
             records[variant_name] = rec
     twins = [n for _, n, _ in members if n.endswith(TWIN)]
     pairs = [(side(merged[t]), side(merged[t[: -len(TWIN)]])) for t in twins
@@ -124,7 +128,9 @@ def assemble(scenario: Scenario, key: str, members: list, replies: dict[int, dic
             null_pairs.append({
                 "scenario": scenario_name, "block": key, "variant": a["variant"], "speedup": est, "lo": lo,
                 "hi": hi, "p": p, "a": side(a), "b": side(b), "load": load})
-    return records, null_pairs, between
+    ref = merged.get(reference.NAME)
+    ref_rounds = side(ref) if ref and ref["status"] == "ok" else None
+    return records, null_pairs, between, ref_rounds
 
 
 def fill(benchmark: Any, scenario: Scenario, variant: Variant, rec: dict[str, Any], size: Size,

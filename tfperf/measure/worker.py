@@ -53,7 +53,7 @@ def serve(index: int, imports: list[str], specs: list[str]) -> int:
         # the trainers of a multi-worker scenario load the same SPECs; cluster processes log in the run's logs
         context = BlockContext(specs=tuple(specs), log_dir=Path(spec["run_dir"]) / "logs", service_port=port)
         sc = reg[spec["scenario"]]
-        block = [measure.Member(sc, sc.variant(v), name, selected) for v, name, selected in spec["members"]]
+        block = [measure.member(sc, v, name, selected) for v, name, selected in spec["members"]]
         label = f"tfperf: process {spec['process'] + 1}/{spec['processes']}: {spec['scenario']}/{spec['block']}"
         start = time.perf_counter()
 

@@ -43,8 +43,8 @@ COLUMNS = ("run", "name", "fullname", *FIELDS, *OBJECTS, "round_process", *TIMIN
 
 SECTION = ("schema", "run_id", "size", "suite_version", "scenario_versions", "scenarios", "scenario_errors",
            "command", "profiling", "processes", "rounds_per_process", "min_round_s", "seed", "selection",
-           "interrupted", "unmeasured", "profiles", "null_pairs", "worker_crashes", "python", "budget")
-ADDED = ("budget",)  # keys that runs written before them lack (readers take them as missing)
+           "interrupted", "unmeasured", "profiles", "null_pairs", "worker_crashes", "python", "budget", "references")
+ADDED = ("budget", "references")  # keys that runs written before them lack (readers take them as missing)
 
 
 def section(**values: Any) -> dict[str, Any]:

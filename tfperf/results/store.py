@@ -49,6 +49,13 @@ class Run:
         return [p for p in self.meta.get("null_pairs") or [] if isinstance(p, dict)]
 
     @property
+    def references(self) -> dict[str, dict[str, Any]]:
+        """The suite's reference workload per block (tfperf.measure.reference): its rounds, their processes and
+        examples per round; empty for runs written before it."""
+        refs = self.meta.get("references")
+        return {k: v for k, v in refs.items() if isinstance(v, dict)} if isinstance(refs, dict) else {}
+
+    @property
     def machine(self) -> dict[str, Any]:
         return dict(self.raw.get("machine_info") or {})
 
