@@ -10,6 +10,9 @@ floats of each element (more work per element, a real code change). Steps:
   version with ``--extra L``; ``train``: N A/A runs of the built-in ``mlp`` block's ``-k`` selection;
 - ``plain``: one plain run of the base pipeline (same size, no profile, no report), for the wall-time ratio.
 
+``--new-python PYTHON`` (or ``venv2``: a second virtual environment of this one's packages) measures NEW in that
+interpreter: each side's rounds in its own workers, alternating.
+
 Each run's verdicts, changes and detection limits are printed and appended to OUT/ab_targets.jsonl. The machine
 must be quiet: nothing else heavy may run beside it.
 """
@@ -120,6 +123,20 @@ def one_ab(base: str, new: str, size: str, out: Path, label: str, extra_args: li
     return record
 
 
+def second_environment(folder: Path) -> Path:
+    """Another virtual environment of the same TensorFlow (its own interpreter; this one's packages through a .pth
+    line): what two-interpreter A/B runs are measured with here, where a second TensorFlow wheel cannot be had."""
+    import site
+    import venv
+
+    if not (folder / "bin" / "python").exists():
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(folder)
+        [packages] = list(folder.glob("lib/python*/site-packages"))
+        mine = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+        (packages / "parent.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in mine))
+    return folder / "bin" / "python"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("step", choices=("calibrate", "aa", "ab", "train", "plain", "separate"))
@@ -128,6 +145,9 @@ def main() -> int:
     ap.add_argument("--extra", type=int, nargs="*", default=[128])
     ap.add_argument("--out", type=Path, default=Path("/tmp/ab_targets"))
     ap.add_argument("-k", dest="select", default="mlp and (fit-best-one_device or function-best or eager-best)")
+    ap.add_argument("--new-python", default=None, metavar="PYTHON",
+                    help="measure NEW in this interpreter ('venv2': make a second virtual environment of this one's "
+                         "packages under OUT and use it)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     folder = args.out / "workloads"
@@ -159,12 +179,18 @@ def main() -> int:
             print(f"separate {i} (exit {proc.returncode}):", *rows, sep="\n  ")
         return 0
     records = []
+    sides: list[str] = []
+    if args.new_python == "venv2":
+        sides = ["--new-python", str(second_environment(args.out / "venv2"))]
+    elif args.new_python:
+        sides = ["--new-python", args.new_python]
+    tag = "py2-" if sides else ""
     for i in range(args.runs):
         if args.step == "aa":
-            records.append(one_ab(base, base, args.size, args.out, f"aa{i}", []))
+            records.append(one_ab(base, base, args.size, args.out, f"{tag}aa{i}", sides))
         elif args.step == "ab":
             new = str(workload(folder, args.extra[0]))
-            records.append(one_ab(base, new, args.size, args.out, f"ab{args.extra[0]}-{i}", []))
+            records.append(one_ab(base, new, args.size, args.out, f"{tag}ab{args.extra[0]}-{i}", sides))
         else:
             records.append(one_ab("tfperf.builtins", "tfperf.builtins", args.size, args.out, f"train{i}",
                                   ["-k", args.select]))

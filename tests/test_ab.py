@@ -4,6 +4,7 @@ real A/B runs of a pipeline whose new version does more work per element."""
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -286,4 +287,69 @@ def test_a_side_at_a_git_revision_is_measured_against_the_working_tree(tmp_path)
         f"tfperf ab: BASE: no revision 'nosuchrev' in {project}", bad.stderr
     assert not (tmp_path / "results" / "bad").exists()
     assert not [p for p in temp.iterdir() if p.name.startswith("tfperf-ab-")]  # (autograph writes its own files)
+    assert not _workers_left()
+
+
+# ---- two interpreters --------------------------------------------------------------------------------------
+
+def _second_environment(tmp_path):
+    """Another virtual environment of the same TensorFlow: its own interpreter, this one's packages (a .pth line
+    adds this environment's site-packages, editable tfperf included)."""
+    import site
+    import venv
+
+    folder = tmp_path / "venv2"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(folder)
+    [packages] = list(folder.glob("lib/python*/site-packages"))
+    mine = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+    (packages / "parent.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in mine))
+    return folder / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_two_interpreters_measure_each_side_in_its_own_and_alternate_rounds(tmp_path):
+    """NEW measured by another interpreter: each side's rounds come from its own worker processes (their logs say
+    which round each ran, in alternation), the answer records each side's interpreter, a map doing six times the
+    work is a regression, and nothing is left running."""
+    python = _second_environment(tmp_path)
+    old = _file(tmp_path, "old_pipe.py", work=1)
+    new = _file(tmp_path, "new_pipe.py", work=6)
+    proc = _ab(tmp_path, old, new, "--threshold", "20", "--tfperf-rounds", "4", "--new-python", str(python))
+    run = tmp_path / "results" / "r"
+    assert (run / "ab.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    answer = json.loads((run / "ab.json").read_text())
+    assert answer["sides"]["new"]["python"] == str(python)
+    assert answer["sides"]["base"]["python"] == sys.executable
+    [row] = answer["benchmarks"]
+    if row["verdict"] != "unstable":
+        assert row["verdict"] == "regression" and row["change"] > 0.2 and proc.returncode == 1, row
+    logs = {p.name: p.read_text() for p in (run / "logs").glob("worker-*.log")}
+    assert {"worker-base-1.log", "worker-new-1.log"} <= set(logs), sorted(logs)
+    spans = []  # (start, end, side, round) of every timed round, from both sides' logs
+    for side in ("base", "new"):
+        for r, a, b in re.findall(r"tfperf: round (\d+) from ([\d.]+) to ([\d.]+)", logs[f"worker-{side}-1.log"]):
+            spans.append((float(a), float(b), side, int(r)))
+    spans.sort()
+    assert len(spans) == 8, spans
+    for i in range(0, 8, 2):  # round r of one side next to round r of the other, never overlapping
+        (_, b0, s0, r0), (a1, _, s1, r1) = spans[i], spans[i + 1]
+        assert {s0, s1} == {"base", "new"} and r0 == r1 == i // 2 + 1 and b0 <= a1, spans
+    assert not _workers_left()
+
+
+@pytest.mark.slow
+def test_an_interpreter_that_cannot_measure_is_one_line_exit_2(tmp_path):
+    _file(tmp_path, "good.py")
+    bare = tmp_path / "bare"
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(bare)  # no TensorFlow in it
+    for python, message in ((tmp_path / "nope" / "python", "no such interpreter"),
+                            (bare / "bin" / "python", "cannot import tensorflow (ModuleNotFoundError")):
+        proc = _ab(tmp_path, "good.py", "good.py", "--new-python", str(python))
+        assert proc.returncode == 2, proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"tfperf ab: --new-python {python}: {message}"), proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
     assert not _workers_left()

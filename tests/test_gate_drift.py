@@ -91,6 +91,9 @@ def test_two_of_three_members_slower_never_flag_the_unchanged_one(tmp_path):
 # the process's level (9%) shared by every member and the reference, the reference's own residual per process (3%)
 # and round noise (2%).
 SHARED_PROCESS, REF_RESIDUAL = 0.09, 0.03
+# and the reference's own move from run to run, which the run's processes cannot see (measured: 3.5% a run, the gate's
+# REFERENCE_RUN_SD)
+REF_RUN = 0.035
 
 
 BLOCKS = ("light", "light2", "light3", "light4", "mlp")  # a run of several blocks, as a default run has (eight)
@@ -113,8 +116,8 @@ def _referenced_run(dst, rng, slower=None, reference_slower=1.0):
     shared = {g: np.exp(rng.normal(0, SHARED_PROCESS, 2)) for g in BLOCKS}
     refs = {}
     for g in BLOCKS:
-        level = shared[g] * np.exp(rng.normal(0, REF_RESIDUAL, 2)) * drift[g] * (reference_slower if g == "light"
-                                                                                  else 1.0)
+        level = shared[g] * np.exp(rng.normal(0, REF_RESIDUAL, 2) + rng.normal(0, REF_RUN)) * drift[g] * (
+            reference_slower if g == "light" else 1.0)
         refs[g] = {"times": [float(40e-3 * level[p] * np.exp(rng.normal(0, ROUND))) for p in range(2) for _ in range(5)],
                    "process": [p for p in range(2) for _ in range(5)], "examples": 2048}
     for b in data["benchmarks"]:
@@ -150,10 +153,12 @@ def test_with_the_reference_two_runs_of_one_code_flag_nothing_but_rarely(tmp_pat
 
 def test_with_the_reference_a_uniform_or_whole_block_slowdown_is_flagged(tmp_path):
     """Every light benchmark 20% slower, then 15%: judged against the reference timed in the same rounds, the
-    block's row is flagged as a regression (the drift of the run and the process level cancel). Measured over 100
-    pairs: 95% flagged at 20%, 63% at 15%, 25% at 10% (against the run-to-run drift, before: 0% at 15%), never a
-    block flagged between runs of one code (tested above), a member flagged as an improvement in 1 of 100."""
-    for factor, seed, share in ((1.2, 12, 0.85), (1.15, 13, 0.45)):
+    block's row is flagged as a regression (the drift of the run and the process level cancel; the reference's own
+    run-to-run move, 3.5%, does not, and widens the interval). Measured over 100 pairs: 53% flagged at 20%, 21% at
+    15%, 12% at 10%; no block flagged between runs of one code (tested above); a member flagged as an improvement
+    in 1-3 of 100. Without that run-level term the block was flagged in 95% at 20%, but real runs of one code then
+    read cpu +7.6% [+3.4%, +11.9%] and cnn -6.4% [-10.0%, -2.6%] (docs/statistics.md): intervals that did not cover."""
+    for factor, seed, share in ((1.2, 12, 0.4), (1.15, 13, 0.1)):
         every = {"naive": factor, "parallel_prefetch": factor, "vectorized": factor}
         flagged = improved = 0
         for rows in _referenced_pairs(tmp_path / str(factor), every, seed):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import sys
 import time
@@ -240,6 +241,10 @@ def _ab_parser(prog: str) -> argparse.ArgumentParser:
                    help="take BASE (a .py file in a git repository) as it is at this revision, e.g. HEAD~1 or main; "
                         "the project's files at REV go to a temporary folder removed afterwards")
     p.add_argument("--new-rev", default=None, metavar="REV", help="likewise for NEW (default: the working tree)")
+    p.add_argument("--base-python", default=None, metavar="PYTHON",
+                   help="measure BASE in this interpreter (another virtual environment: another TensorFlow or Keras); "
+                        "each side's rounds then run in its own worker processes, alternating with the other side's")
+    p.add_argument("--new-python", default=None, metavar="PYTHON", help="likewise for NEW (default: this interpreter)")
     return p
 
 
@@ -293,6 +298,17 @@ def _run_ab(args: argparse.Namespace, rest: list[str], threshold: float) -> int:
         command.append("--tfperf-no-profile")
     if args.select:
         command += ["-k", args.select]
+    from tfperf.procs import interpreters
+
+    for side in ("base", "new"):
+        python = getattr(args, f"{side}_python")
+        if python is not None:
+            try:  # here, so a side that cannot measure is one line and exit 2, with no run folder
+                interpreters.check(python, (os.getcwd(),), f"--{side}-python")
+            except interpreters.InterpreterError as exc:
+                print(f"tfperf ab: {exc}", file=sys.stderr)
+                return 2
+            command += [f"--tfperf-ab-{side}-python", python]
     rc = run_suite([*command, *rest])
     answer = Path(args.results) / run_id / "ab.json"
     if answer.is_file():

@@ -51,10 +51,12 @@ Exit status: 0 nothing flagged; 1 a flagged regression; 2 not comparable or bad 
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from tfperf.results.store import Run
 
@@ -66,6 +68,10 @@ from .tables import interval
 # One run a side: how far a whole block's level moves between two runs of the same code on this kind of machine
 # (measured: 4-12%, docs/statistics.md); a block's own row is judged against it (compare --drift).
 DRIFT = 0.12
+# One run a side: how far a block's level relative to the reference workload moves from one run of one code to the
+# next beyond what the run's processes show (measured: default runs r1 -> r2 here, six blocks, the change's SD
+# 4.9%, so 3.5% a run; docs/statistics.md). Added to the block row's variance.
+REFERENCE_RUN_SD = 0.035
 BLOCK_WITHIN_DRIFT = "block moved (within the run-to-run drift: not judged)"
 MOVED_WITH_BLOCK = "moved relative to its block only (its own time did not: the block moved)"
 
@@ -367,6 +373,8 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
                                   "reference_change": reference_change(bases, news, g) if referenced else float("nan")}
         if referenced:
             row.update(judge(b, b, n, n, alpha, instance=others[g]))
+            if drift is not None:
+                row.update(_with_run_level(row, b, n, others[g], REFERENCE_RUN_SD))
         else:
             row.update(judge(b, b, n, n, alpha, unreferenced))
         if drift is None or referenced:
@@ -375,6 +383,24 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
             row = _against_drift(row, threshold, drift, alpha, incomparable, BLOCK_WITHIN_DRIFT)
         rows.append(row)
     return rows
+
+
+def _with_run_level(row: dict[str, object], base: list[float], new: list[float], prior: tuple[float, int] | None,
+                    run_sd: float) -> dict[str, object]:
+    """With one run a side: the interval of a block's level relative to the reference widened by how far that
+    ratio itself moves from one run to the next (`run_sd` a run, a component the runs' processes cannot see)."""
+    a, b = np.log(new), np.log(base)
+    own, df = unit_variance(list(base), list(new))
+    if prior is not None and not np.isnan(prior[0]):
+        own, df = (own * df + prior[0] * prior[1]) / (df + prior[1]), df + prior[1]
+    if len(a) < 2 or len(b) < 2 or not df:
+        return {}
+    diff = float(a.mean() - b.mean())
+    se = math.sqrt(own * (1 / len(a) + 1 / len(b)) + 2 * run_sd ** 2)
+    q = float(sps.t.ppf(0.975, df))
+    return {"lo": math.expm1(diff - q * se), "hi": math.expm1(diff + q * se), "limit": math.expm1(q * se),
+            "p": float(2 * sps.t.sf(abs(diff) / se, df)),
+            "test": f"{row['test']}, plus a run-level SD of {100 * run_sd:.1f}%"}
 
 
 def reference_rounds(run: Run, group: str, process: list[int]) -> list[float] | None:

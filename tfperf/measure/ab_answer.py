@@ -49,7 +49,7 @@ def _git_revision(spec: str) -> str | None:
 
 def sides(harness: Harness, sides: list[str]) -> dict[str, dict]:
     """Both sides' versions: each scenario's, TensorFlow's, Keras's, the suite's, the git revision, the interpreter
-    (one process holds both sides: the same interpreter and TensorFlow)."""
+    (a side in an interpreter of its own says its own, from its workers; else this process's)."""
     try:
         keras = importlib.metadata.version("keras")
     except importlib.metadata.PackageNotFoundError:
@@ -58,8 +58,11 @@ def sides(harness: Harness, sides: list[str]) -> dict[str, dict]:
     for name, spec in zip(("base", "new"), sides, strict=True):
         versions = {sc.name: scenario.version for sc in harness.registry.values() if isinstance(sc, ab.ABScenario)
                     for side, scenario, _ in sc.sides.values() if side == name}
-        out[name] = {"spec": revisions.described(spec)[0], "scenario_versions": versions, "tensorflow": tf_version(), "keras": keras,
-                     "suite": SUITE_VERSION, "git_revision": _git_revision(spec), "python": sys.executable}
+        own = harness.side_versions.get(name) or {}  # a side measured in an interpreter of its own
+        out[name] = {"spec": revisions.described(spec)[0], "scenario_versions": versions,
+                     "tensorflow": own.get("tensorflow", tf_version()), "keras": own.get("keras", keras),
+                     "suite": SUITE_VERSION, "git_revision": _git_revision(spec),
+                     "python": own.get("python", sys.executable)}
     return out
 
 

@@ -43,7 +43,8 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,75 +193,111 @@ def run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: random
     """Measure one block (see the module's docstring); `build` makes a member's runnable inside the block's live
     state (default: :func:`tfperf.runtime.build.runnable`, looked up at each call so a plugin may wrap it);
     `progress` hears of every step (a member built, warmed up or profiled, a round begun)."""
+    with opened(block, spec, size, rng, scales, context, build, progress) as steps:
+        steps.open()
+        for r in range(steps.rounds):
+            steps.round(r)
+        return steps.close()
+
+
+@contextmanager
+def opened(block: list[Member], spec: dict[str, Any], size: Size, rng: random.Random,
+           scales: dict[str, list[int]], context: BlockContext | None = None, build: Build | None = None,
+           progress: Progress = _silent) -> Iterator[Steps]:
+    """The block's live state (e.g. its clusters, started all at once), open while its :class:`Steps` are taken;
+    closed when the block ends, whatever happened."""
     build = build or runtime_build.runnable
     scenario = block[0].scenario
     supported = [m.variant for m in block if m.scenario is scenario and supported_here(m.variant)]
-    with open_block(scenario, supported, context) as live:  # e.g. the block's clusters, started all at once
-        return _run_block(block, spec, size, rng, scales, lambda m: build(m.scenario, m.variant, size, live),
-                          progress)
+    with open_block(scenario, supported, context) as live:
+        steps = Steps(block, spec, size, rng, scales, lambda m: build(m.scenario, m.variant, size, live), progress)
+        try:
+            yield steps
+        finally:
+            steps.abandon()
 
 
-def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: random.Random,
-               scales: dict[str, list[int]], make: Callable[[Member], Runnable],
-               progress: Progress = _silent) -> dict[str, Any]:
-    phases = {"build": time.perf_counter()}  # where a block's time goes, in the worker's log
-    for i, m in enumerate(block):
-        progress("build", m.name, i + 1, len(block))
-        try:
-            devices.check(m.variant.requires)  # the harness, not each scenario, skips what the machine lacks
-        except Unsupported as exc:
-            m.fail("skipped", str(exc))
-            continue
-        try:
-            m.runnable = make(m)
-        except Unsupported as exc:  # what this variant would do cannot be measured honestly here: said, not failed
-            m.fail("skipped", str(exc))
-        except Exception as exc:  # a variant that cannot be built is recorded; the block goes on
-            m.fail("failed", message(exc))
-    alive = [m for m in block if m.runnable is not None]
-    phases["warm-up"] = time.perf_counter()
-    for i, m in enumerate(alive):  # warm-up and calibration, untimed for the statistics
-        progress("warm-up", m.name, i + 1, len(alive))
-        try:
-            m.warmup_s = m.timed()
-            base = m.runnable.examples_per_round
-            m.calibration_s = m.timed()
-            twin_of = next((o for o in block if m.name.endswith(TWIN) and o.name == m.name[: -len(TWIN)]), None)
-            if m.name in scales:
-                m.passes, m.repeat = scales[m.name]
-            elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
-                m.passes, m.repeat = twin_of.passes, twin_of.repeat
-            else:
-                m.passes, m.repeat = choose_passes(m.calibration_s, size), 1
-            if (m.passes, m.repeat) != (1, 1):
-                m.runnable.scale(m.passes, m.repeat)
-                if m.runnable.warm_after_scale:
-                    m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
-            m.examples = m.runnable.examples_per_round
-            if m.examples != base * m.passes * m.repeat:
-                raise RuntimeError(f"scaling by {m.passes}x{m.repeat} gave {m.examples} examples a round, "
-                                   f"expected {base * m.passes * m.repeat}")
-            m.runnable.start_timing()
-        except Exception as exc:
-            m.fail("failed", message(exc))
-    alive = [m for m in block if m.runnable is not None]
-    # Everything built so far (models, datasets, traced functions) moves to the permanent generation: the
-    # collection before each round then scans only what the rounds themselves made (fast), not TensorFlow.
-    gc.collect()
-    gc.freeze()
-    for m in alive:  # what the warm-up and calibration used is not the rounds' CPU
-        m.cpu_s = m.cpu_wall_s = 0.0
-    pids = sorted({p for m in alive for p in m.runnable.pids()})  # cluster processes: the block's own
-    before = machine.snapshot(pids)
-    phases["rounds"] = time.perf_counter()
-    rounds = int(spec.get("rounds") or size.rounds)
-    links = links_of(alive)
-    for r in range(rounds):
-        progress("rounds", "round", r + 1, rounds)
-        order = schedule(alive, rng, links)
+class Steps:
+    """One block in one process, in three steps: :meth:`open` (build, warm up, calibrate), :meth:`round` (one timed
+    round of every member), :meth:`close` (the machine's load, the profiles, the records). A whole block takes them
+    in a row (:func:`run_block`); an A/B across two interpreters takes them one request at a time in each side's
+    worker, so the two sides' rounds alternate (:mod:`tfperf.measure.worker`, ``op``)."""
+
+    def __init__(self, block: list[Member], spec: dict[str, Any], size: Size, rng: random.Random,
+                 scales: dict[str, list[int]], make: Callable[[Member], Runnable], progress: Progress = _silent):
+        self.block, self.spec, self.size, self.rng, self.scales = block, spec, size, rng, scales
+        self.make, self.progress = make, progress
+        self.rounds = int(spec.get("rounds") or size.rounds)
+        self.phases: dict[str, float] = {}  # where a block's time goes, in the worker's log
+        self.alive: list[Member] = []
+        self.links: dict[str, set[str]] = {}
+        self.pids: list[int] = []
+        self.before: Any = None
+
+    def open(self) -> None:
+        block, progress, size, scales = self.block, self.progress, self.size, self.scales
+        self.phases["build"] = time.perf_counter()
+        for i, m in enumerate(block):
+            progress("build", m.name, i + 1, len(block))
+            try:
+                devices.check(m.variant.requires)  # the harness, not each scenario, skips what the machine lacks
+            except Unsupported as exc:
+                m.fail("skipped", str(exc))
+                continue
+            try:
+                m.runnable = self.make(m)
+            except Unsupported as exc:  # what this variant would do cannot be measured honestly here: said, not failed
+                m.fail("skipped", str(exc))
+            except Exception as exc:  # a variant that cannot be built is recorded; the block goes on
+                m.fail("failed", message(exc))
+        alive = [m for m in block if m.runnable is not None]
+        self.phases["warm-up"] = time.perf_counter()
+        for i, m in enumerate(alive):  # warm-up and calibration, untimed for the statistics
+            progress("warm-up", m.name, i + 1, len(alive))
+            try:
+                m.warmup_s = m.timed()
+                base = m.runnable.examples_per_round
+                m.calibration_s = m.timed()
+                twin_of = next((o for o in block if m.name.endswith(TWIN) and o.name == m.name[: -len(TWIN)]), None)
+                if m.name in scales:
+                    m.passes, m.repeat = scales[m.name]
+                elif twin_of is not None and twin_of.examples:  # the null pair times the very same round twice
+                    m.passes, m.repeat = twin_of.passes, twin_of.repeat
+                else:
+                    m.passes, m.repeat = choose_passes(m.calibration_s, size), 1
+                if (m.passes, m.repeat) != (1, 1):
+                    m.runnable.scale(m.passes, m.repeat)
+                    if m.runnable.warm_after_scale:
+                        m.timed()  # a warm-up at the chosen scale: new iterators, refilled caches
+                m.examples = m.runnable.examples_per_round
+                if m.examples != base * m.passes * m.repeat:
+                    raise RuntimeError(f"scaling by {m.passes}x{m.repeat} gave {m.examples} examples a round, "
+                                       f"expected {base * m.passes * m.repeat}")
+                m.runnable.start_timing()
+            except Exception as exc:
+                m.fail("failed", message(exc))
+        self.alive = [m for m in block if m.runnable is not None]
+        # Everything built so far (models, datasets, traced functions) moves to the permanent generation: the
+        # collection before each round then scans only what the rounds themselves made (fast), not TensorFlow.
+        gc.collect()
+        gc.freeze()
+        for m in self.alive:  # what the warm-up and calibration used is not the rounds' CPU
+            m.cpu_s = m.cpu_wall_s = 0.0
+        # the block's own processes, not "others" using the machine: a service's cluster, a trainer; and in an A/B
+        # across interpreters, the other side's worker, whose rounds alternate with these (never at the same time)
+        self.pids = sorted({p for m in self.alive for p in m.runnable.pids()} | set(self.spec.get("siblings") or ()))
+        self.before = machine.snapshot(self.pids)
+        self.phases["rounds"] = time.perf_counter()
+        self.links = links_of(self.alive)
+
+    def round(self, r: int) -> None:
+        """Timed round `r` (of ``rounds``) of every member alive, in a fresh order (see :func:`schedule`)."""
+        self.progress("rounds", "round", r + 1, self.rounds)
+        alive = self.alive
+        order = schedule(alive, self.rng, self.links)
         last = {id(m): pos for pos, m in enumerate(order)}
         took = {id(m): 0.0 for m in alive}
-        settle(SMOKE_SETTLE_S if size.name == "smoke" else SETTLE_S)
+        settle(SMOKE_SETTLE_S if self.size.name == "smoke" else SETTLE_S)
         gc.disable()
         try:
             for pos, m in enumerate(order):
@@ -276,42 +313,60 @@ def _run_block(block: list[Member], spec: dict[str, Any], size: Size, rng: rando
                     m.order.append(pos)
         finally:
             gc.enable()
-    load = machine.load(before, machine.snapshot(pids))
-    gc.unfreeze()
-    profiles: dict[str, dict[str, Any]] = {}
-    phases["profiles"] = time.perf_counter()
-    if spec.get("profile"):
-        profiled = [m for m in block if m.selected and m.runnable is not None]
-        for i, m in enumerate(profiled):
-            progress("profile", m.name, i + 1, len(profiled))
-            profiles[m.name] = _profile(m, spec)
-    phases["close"] = time.perf_counter()
-    records = []
-    for m in block:
-        info: dict[str, Any] = {}
-        if m.runnable is not None:
-            info = dict(m.runnable.info)
-            try:
-                info.update(m.runnable.measured())
-            finally:
-                m.runnable.close()
-            if m.cpu_wall_s > 0:
-                # cores this process kept busy while the member's rounds ran (all its threads: tf.data's, TF's
-                # and Python's; not a tf.data service's or another trainer's processes): how much the member's
-                # time depends on the CPU's speed rather than on waits
-                info["process_cpu_per_s"] = m.cpu_s / m.cpu_wall_s
-        records.append({
-            "scenario": m.scenario.name, "variant": m.variant.name, "name": m.name, "selected": m.selected,
-            "status": m.status, "reason": m.reason, "times": m.times, "order": m.order,
-            "examples": m.examples, "passes": m.passes, "repeat": m.repeat, "warmup_s": m.warmup_s,
-            "calibration_s": m.calibration_s, "info": info, "profile": profiles.get(m.name),
-        })
-    phases["end"] = time.perf_counter()
-    names = list(phases)
-    spent = {a: round(phases[b] - phases[a], 3) for a, b in zip(names, names[1:], strict=False)}
-    print("tfperf: " + ", ".join(f"{a} {t:.1f}s" for a, t in spent.items()), file=sys.stderr, flush=True)
-    # where the block's time went: the harness's budget learns from it what a round costs and what the rest does
-    return {"load": load, "members": records, "phases": spent, "rounds": rounds}
+
+    def close(self) -> dict[str, Any]:
+        """The machine's load over the rounds, the profiles (where the request asks), every member's record; every
+        runnable closed."""
+        block, spec, phases = self.block, self.spec, self.phases
+        load = machine.load(self.before, machine.snapshot(self.pids)) if self.before is not None else {}
+        gc.unfreeze()
+        profiles: dict[str, dict[str, Any]] = {}
+        phases["profiles"] = time.perf_counter()
+        if spec.get("profile"):
+            profiled = [m for m in block if m.selected and m.runnable is not None]
+            for i, m in enumerate(profiled):
+                self.progress("profile", m.name, i + 1, len(profiled))
+                profiles[m.name] = _profile(m, spec)
+        phases["close"] = time.perf_counter()
+        records = []
+        for m in block:
+            info: dict[str, Any] = {}
+            if m.runnable is not None:
+                info = dict(m.runnable.info)
+                try:
+                    info.update(m.runnable.measured())
+                finally:
+                    m.runnable.close()
+                    m.runnable = None
+                if m.cpu_wall_s > 0:
+                    # cores this process kept busy while the member's rounds ran (all its threads: tf.data's, TF's
+                    # and Python's; not a tf.data service's or another trainer's processes): how much the member's
+                    # time depends on the CPU's speed rather than on waits
+                    info["process_cpu_per_s"] = m.cpu_s / m.cpu_wall_s
+            records.append({
+                "scenario": m.scenario.name, "variant": m.variant.name, "name": m.name, "selected": m.selected,
+                "status": m.status, "reason": m.reason, "times": m.times, "order": m.order,
+                "examples": m.examples, "passes": m.passes, "repeat": m.repeat, "warmup_s": m.warmup_s,
+                "calibration_s": m.calibration_s, "info": info, "profile": profiles.get(m.name),
+            })
+        phases["end"] = time.perf_counter()
+        names = list(phases)
+        spent = {a: round(phases[b] - phases[a], 3) for a, b in zip(names, names[1:], strict=False)}
+        print("tfperf: " + ", ".join(f"{a} {t:.1f}s" for a, t in spent.items()), file=sys.stderr, flush=True)
+        # where the block's time went: the harness's budget learns from it what a round costs and what the rest does
+        return {"load": load, "members": records, "phases": spent, "rounds": self.rounds}
+
+    def abandon(self) -> None:
+        """Close every runnable still open (after :meth:`close`, none is; a block that ended early)."""
+        gc.unfreeze()
+        gc.enable()
+        for m in self.block:
+            if m.runnable is not None:
+                try:
+                    m.runnable.close()
+                except Exception:  # noqa: BLE001 - closing what is left must not hide why the block ended
+                    pass
+                m.runnable = None
 
 
 def _profile(m: Member, spec: dict[str, Any]) -> dict[str, Any]:

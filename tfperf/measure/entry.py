@@ -49,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="before and after in one run: pair the scenarios of BASE and NEW (each a SPEC as "
                      "--tfperf-scenarios takes) variant by variant, measured in the same rounds; writes ab.json, "
                      "ab.html and a results folder per side (tfperf ab runs this)")
+    for side in ("base", "new"):
+        g.addoption(f"--tfperf-ab-{side}-python", default=None, metavar="PYTHON",
+                    help=f"with --tfperf-ab: measure the {side.upper()} side in this interpreter (another virtual "
+                         "environment: another TensorFlow or Keras), its rounds alternating with the other side's")
     g.addoption("--tfperf-ab-threshold", type=float, default=5.0, metavar="PERCENT",
                 help="with --tfperf-ab: a regression whose change exceeds this fails the run (default 5)")
     g.addoption("--tfperf-data-service", metavar="grpc://HOST:PORT", default=None,

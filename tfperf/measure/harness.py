@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 from pytest_benchmark.utils import safe_dumps
 
+from tfperf.api import ab
+from tfperf.api.ab import ABScenario
 from tfperf.api.base import MIN_ROUNDS, env_seconds
 from tfperf.api.registry import Registry
 from tfperf.results import schema
@@ -65,6 +67,8 @@ class Harness:
     crashes: list[dict[str, Any]] = field(default_factory=list)  # worker processes that died, and where
     _envelope: tuple[dict, dict] | None = None
     _workers: list[Worker] = field(default_factory=list)
+    _side_workers: dict[str, list[Worker]] = field(default_factory=dict)  # an A/B's sides in interpreters of their own
+    side_versions: dict[str, dict[str, Any]] = field(default_factory=dict)  # what each such side measured with
     _blocks: dict[tuple[str, str], tuple[str, str, list]] = field(default_factory=dict)
     _results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _done: set[tuple[str, str]] = field(default_factory=set)  # blocks measured (their rows may still be to write)
@@ -101,6 +105,9 @@ class Harness:
         label = f"{scenario.name}/{variant.name}"
         try:
             rec = self._record(scenario_name, variant_name)
+            side = self.side_versions.get(str(info.get("ab_side")))
+            if side:  # measured in that side's own interpreter: its TensorFlow, not this process's
+                benchmark.extra_info["tf_version"] = side["tensorflow"]
             if rec["status"] == "skipped":
                 self._unmeasured(benchmark, status="skipped", reason=rec["reason"])
                 pytest.skip(f"{label}: {rec['reason']}")
@@ -139,6 +146,9 @@ class Harness:
     def _measure_block(self, block: tuple[str, str, list]) -> None:
         scenario_name, key, members = block
         s = self.settings
+        if s.pythons and isinstance(self.registry[scenario_name], ABScenario):
+            self._measure_sides(block)
+            return
         while len(self._workers) < s.processes:
             self._workers.append(Worker(len(self._workers), s))
         order = list(range(s.processes))
@@ -194,6 +204,93 @@ class Harness:
                                                           len(order))
         if ref is not None:  # the suite's reference workload, timed in this block's rounds: for the gate
             self.references[scenario_name] = ref
+        self._between[scenario_name] = between
+        self._results.update({(scenario_name, name): rec for name, rec in records.items()})
+        self._done.add((scenario_name, key))
+        self.null_pairs += null_pairs
+
+    def _measure_sides(self, block: tuple[str, str, list]) -> None:
+        """An A/B block whose sides run in interpreters of their own (two TensorFlow versions): each side's members
+        in that side's worker, both workers alive at once. Per process: each side builds, warms up and calibrates
+        its members (``op: open``), then the rounds alternate between the sides, round r of one side next to round
+        r of the other in a fresh random order each time (the worker of the side not measuring waits on its
+        stdin, idle), then each side closes (profiles, records). The two workers' records are then one block's:
+        round r of a variant and of its base copy ran next to each other, and process p of each side is one unit."""
+        scenario_name, key, members = block
+        s = self.settings
+        sc = self.registry[scenario_name]
+        assert isinstance(sc, ABScenario)
+
+        by_side = {side: [m for m in members if sc.sides[m[0]][0] == side] for side in ab.SIDES}  # by variant name
+        for side in ab.SIDES:
+            workers = self._side_workers.setdefault(side, [])
+            while len(workers) < s.processes:
+                workers.append(Worker(len(workers), s, python=s.pythons.get(side), side=side))
+        order = list(range(s.processes))
+        random.Random(f"{s.seed}/{scenario_name}/{key}").shuffle(order)
+        rounds = self._rounds_for(block, s.rounds or s.size.rounds)
+        block_id = f"{scenario_name}/{key}"
+        turns = random.Random(f"{s.seed}/{block_id}/turns")
+        replies: dict[int, dict[str, Any]] = {}
+        error = None
+        try:
+            for p in order:
+                started = time.monotonic()
+                where = f"{scenario_name}, process {order.index(p) + 1}/{len(order)}, both sides"
+                profile = s.profile and p == order[-1]
+                self._say(f"tfperf: {self._count(block)} {where}: {len(members)} variants, each side in its own "
+                          "interpreter" + (" (then profiling)" if profile else ""))
+                hear = self._listener(where, block[:2], started, len(members), len(order) - order.index(p))
+                tick = max(0.1, min(5.0, self._every))
+                workers = {side: self._side_workers[side][p] for side in ab.SIDES}
+                results: dict[str, dict[str, Any]] = {}
+                for side in ab.SIDES:
+                    opened = workers[side].ask({
+                        "op": "open", "scenario": scenario_name, "block": key, "members": by_side[side],
+                        "size": s.size.name, "seed": f"{s.seed}/{p}/{block_id}/{side}",
+                        "scales": self._scales.get(block_id, {}), "process": p, "processes": s.processes,
+                        "run_dir": str(s.run_dir), "rounds": rounds, "profile": profile,
+                        "profile_steps": s.profile_steps, "levels": vars(s.levels),
+                        "siblings": [w.proc.pid for other, w in workers.items() if other != side]}, hear, tick)
+                    if "opened" in opened:
+                        self.side_versions[side] = opened["versions"]
+                    else:  # it could not open (the worker says why in every member): that side's records
+                        results[side] = opened
+                for r in range(rounds):
+                    sides = [side for side in ab.SIDES if side not in results]
+                    turns.shuffle(sides)
+                    for side in sides:
+                        answer = workers[side].ask({"op": "round", "round": r}, hear, tick)
+                        if "error" in answer:
+                            raise RuntimeError(f"{side} side, round {r + 1}: {answer['error']}")
+                for side in ab.SIDES:
+                    if side not in results:
+                        results[side] = workers[side].ask({"op": "close"}, hear, tick)
+                        if "error" in results[side]:
+                            raise RuntimeError(f"{side} side, closing: {results[side]['error']}")
+                loads = [results[side].get("load") or {} for side in ab.SIDES]
+                reply = {"load": {**loads[1], **loads[0], "busy": any(x.get("busy") for x in loads)},
+                         "members": [m for side in ab.SIDES for m in results[side]["members"]],
+                         "phases": {k: sum(float((results[side].get("phases") or {}).get(k, 0.0)) for side in ab.SIDES)
+                                    for k in (results["base"].get("phases") or {})},
+                         "rounds": rounds}
+                replies[p] = reply
+                took = time.monotonic() - started
+                self._learn(reply, took)
+                self._say(f"tfperf: {where} done in {took:.0f} s")
+                self._scales.setdefault(block_id, {
+                    m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
+        except (WorkerDied, RuntimeError) as exc:
+            error = str(exc)
+            for side, workers in self._side_workers.items():  # a worker mid-block is replaced: its state is gone
+                for i, w in enumerate(workers):
+                    w.stop()
+                    workers[i] = Worker(w.index, s, python=s.pythons.get(side), side=side)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop()
+            raise
+        records, null_pairs, between, _ = rows.assemble(sc, key, members, replies, error, len(order))
         self._between[scenario_name] = between
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
         self._done.add((scenario_name, key))
@@ -324,9 +421,10 @@ class Harness:
 
     def stop(self) -> None:
         """Stop every worker process (also on failure and Ctrl-C)."""
-        for w in self._workers:
+        for w in [*self._workers, *(w for ws in self._side_workers.values() for w in ws)]:
             w.stop()
         self._workers = []
+        self._side_workers = {}
 
     def measure_report(self, benchmark: Any) -> None:
         """Time `tfperf report build` on this run's own results and traces, in a child process, and record

@@ -24,7 +24,7 @@ from tfperf.analysis import answers, tables
 from tfperf.api import ab, registry
 from tfperf.api.base import SIZES
 from tfperf.api.distributed import EXTERNAL_ENV
-from tfperf.procs import net
+from tfperf.procs import interpreters, net
 from tfperf.procs.children import ClusterError
 from tfperf.results.store import load_run
 from tfperf.runtime.quiet import (
@@ -168,6 +168,24 @@ def _specs(config: pytest.Config) -> tuple[str, ...]:
     return tuple(config.getoption("--tfperf-scenarios"))
 
 
+def _pythons(config: pytest.Config, paths: tuple[str, ...]) -> dict[str, str]:
+    """The A/B sides given interpreters of their own, each checked to import TensorFlow and tfperf (else one line)."""
+    out = {}
+    for side in ab.SIDES:
+        python = config.getoption(f"--tfperf-ab-{side}-python", default=None)
+        if python is None:
+            continue
+        option = f"--tfperf-ab-{side}-python"
+        if not config.getoption("--tfperf-ab", default=None):
+            raise pytest.UsageError(f"tfperf: {option} takes an A/B run (--tfperf-ab BASE NEW)")
+        try:
+            interpreters.check(python, paths, option)
+        except interpreters.InterpreterError as exc:
+            raise pytest.UsageError(f"tfperf: {exc}") from None
+        out[side] = str(Path(python).absolute())
+    return out
+
+
 def _registry(config: pytest.Config) -> registry.Registry:
     """The scenarios this session runs, loaded once (a bad SPEC is kept as an error, the others load)."""
     if _REGISTRY not in config.stash:
@@ -231,6 +249,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if rounds is not None and not 3 <= rounds <= 200:
         raise pytest.UsageError(f"tfperf: --tfperf-rounds must be between 3 and 200, got {rounds}")
     budget = _budget(config.getoption("--tfperf-budget"), size.budget_s)
+    paths = tuple(dict.fromkeys((str(config.rootpath), os.getcwd())))
+    pythons = _pythons(config, paths)
     seed = config.getoption("--tfperf-seed")
     seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
     settings = Settings(
@@ -247,7 +267,8 @@ def pytest_configure(config: pytest.Config) -> None:
         seed=seed,
         plugins=tuple(p for p in (config.option.plugins or []) if not p.startswith("no:")),
         specs=_specs(config),
-        paths=tuple(dict.fromkeys((str(config.rootpath), os.getcwd()))),
+        paths=paths,
+        pythons=pythons,
     )
     config.stash[_HARNESS] = Harness(config, settings, _registry(config))
 

@@ -13,24 +13,25 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tfperf.procs import interpreters
+
 from .settings import Settings
 
 
 class Worker:
     """One measurement process, started once and kept up for the run; spoken to in JSON lines."""
 
-    def __init__(self, index: int, settings: Settings):
+    def __init__(self, index: int, settings: Settings, python: str | None = None, side: str = ""):
+        """Worker `index` of the run; an A/B side in an interpreter of its own names its `side` and `python`."""
         self.index = index
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (*settings.paths, env.get("PYTHONPATH", "")) if p)
         logs = settings.run_dir / "logs"
         logs.mkdir(exist_ok=True)
-        self.log = logs / f"worker-{index + 1}.log"
+        self.log = logs / (f"worker-{side}-{index + 1}.log" if side else f"worker-{index + 1}.log")
         with open(self.log, "a", encoding="utf-8") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tfperf.measure.worker", "--serve", str(index),
+                [python or sys.executable, "-m", "tfperf.measure.worker", "--serve", str(index),
                  *[f"--import={m}" for m in settings.plugins], *[f"--scenarios={s}" for s in settings.specs]],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True, cwd=os.getcwd(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=interpreters.env(settings.paths), text=True, cwd=os.getcwd(),
                 start_new_session=True)  # its own group: Ctrl-C reaches this process, which stops the worker
         # Its lines, read by a thread of their own, so that waiting for a block's result can wake up every few
         # seconds (a progress line) however long the worker stays silent.

@@ -3,7 +3,7 @@ processes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfperf.api.base import Size
@@ -25,3 +25,5 @@ class Settings:
     plugins: tuple[str, ...] = ()
     specs: tuple[str, ...] = ()  # --tfperf-scenarios, as given (the workers load the same)
     paths: tuple[str, ...] = ()  # import roots the workers need (the pytest rootdir, the working directory)
+    # An A/B side measured in an interpreter of its own (--tfperf-ab-base-python / -new-python): side -> path
+    pythons: dict[str, str] = field(default_factory=dict)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import faulthandler
 import importlib
+import importlib.metadata
 import json
 import os
 import random
 import sys
 import time
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from tfperf.api import registry
-from tfperf.api.base import SIZES
+from tfperf.api.base import SIZES, first_line
 from tfperf.procs.children import die_with_parent
 from tfperf.runtime.base import BlockContext
 from tfperf.runtime.quiet import tensorflow_started
@@ -45,10 +48,19 @@ def serve(index: int, imports: list[str], specs: list[str]) -> int:
     for module in imports:  # the session's -p plugins: a test may patch the registry through one
         importlib.import_module(module)
     port = int(os.environ.get("TFPERF_SERVICE_PORT") or 0)
+    held: tuple[ExitStack, Any] | None = None  # a block opened by an "open" request, until its "close"
     for line in sys.stdin:
         if not line.strip():
             continue
         spec = json.loads(line)
+        op = spec.get("op", "block")
+        if op in ("round", "close"):  # the later steps of a block opened earlier (an A/B across interpreters)
+            result = _step(held, op, spec)
+            if op == "close" and held is not None:
+                held[0].close()
+                held = None
+            _answer(proto, result)
+            continue
         size = SIZES[spec["size"]]
         # the trainers of a multi-worker scenario load the same SPECs; cluster processes log in the run's logs
         context = BlockContext(specs=tuple(specs), log_dir=Path(spec["run_dir"]) / "logs", service_port=port)
@@ -61,18 +73,60 @@ def serve(index: int, imports: list[str], specs: list[str]) -> int:
             proto.write(json.dumps({"progress": [phase, what, i, n]}) + "\n")
             proto.flush()
 
+        rng, scales = random.Random(spec["seed"]), spec.get("scales") or {}
         try:
-            result = measure.run_block(block, spec, size, random.Random(spec["seed"]), spec.get("scales") or {},
-                                       context, progress=progress)
+            if op == "open":  # build, warm up and calibrate; the rounds and the close come as requests of their own
+                stack = ExitStack()
+                held = (stack, stack.enter_context(measure.opened(block, spec, size, rng, scales, context,
+                                                                   progress=progress)))
+                held[1].open()
+                result = {"opened": [m.name for m in held[1].alive], "versions": versions(tf)}
+            else:
+                result = measure.run_block(block, spec, size, rng, scales, context, progress=progress)
         except Exception as exc:  # a bug of the harness itself: every member fails with it, the run goes on
             traceback.print_exc()
+            if held is not None:
+                held[0].close()
+                held = None
             result = {"load": {}, "members": [
                 {"scenario": spec["scenario"], "variant": m.variant.name, "name": m.name, "selected": m.selected,
                  "status": "failed", "reason": measure.message(exc), "times": [], "order": []} for m in block]}
-        print(f"{label}: {len(block)} runnables, {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
-        proto.write(json.dumps(result) + "\n")
-        proto.flush()
+        print(f"{label}: {len(block)} runnables, {op}, {time.perf_counter() - start:.0f}s", file=sys.stderr,
+              flush=True)
+        _answer(proto, result)
     return 0
+
+
+def _answer(proto: Any, result: dict[str, Any]) -> None:
+    proto.write(json.dumps(result) + "\n")
+    proto.flush()
+
+
+def _step(held: tuple[ExitStack, Any] | None, op: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A round or the close of the block an "open" request left open."""
+    if held is None:
+        return {"error": f"a {op} request with no block open"}
+    steps = held[1]
+    try:
+        if op == "round":
+            began = time.time()  # wall clock: comparable with the other side's worker's log
+            steps.round(int(spec["round"]))
+            print(f"tfperf: round {int(spec['round']) + 1} from {began:.6f} to {time.time():.6f}", file=sys.stderr,
+                  flush=True)
+            return {"round": int(spec["round"])}
+        return steps.close()
+    except Exception as exc:  # a bug of the harness itself: said, the block closed by the caller
+        traceback.print_exc()
+        return {"error": first_line(exc)}
+
+
+def versions(tf: Any) -> dict[str, Any]:
+    """What this worker's interpreter measures with: its path, TensorFlow's and Keras' versions."""
+    try:
+        keras = importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:
+        keras = None
+    return {"python": sys.executable, "tensorflow": tf.__version__, "keras": keras}
 
 
 def main(argv: list[str]) -> int:
