@@ -353,3 +353,18 @@ def test_an_interpreter_that_cannot_measure_is_one_line_exit_2(tmp_path):
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
     assert not _workers_left()
+
+
+@pytest.mark.slow
+def test_through_pytest_an_interpreter_that_cannot_measure_is_a_usage_error(tmp_path):
+    good = _file(tmp_path, "good.py")
+    for args, message in (
+            (["--tfperf-ab", str(good), str(good), "--tfperf-ab-new-python", str(tmp_path / "nope")],
+             f"tfperf: --tfperf-ab-new-python {tmp_path / 'nope'}: no such interpreter"),
+            (["--tfperf-ab-base-python", sys.executable], "tfperf: --tfperf-ab-base-python takes an A/B run")):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "--benchmark-only", "--tfperf-size", "smoke",
+                               "--tfperf-results", str(tmp_path / "results"), "-q", "-p", "no:cacheprovider", *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 4 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    # no run folder: at most the empty results root, which pytest-benchmark makes as its storage when it starts
+    assert not list((tmp_path / "results").glob("*"))

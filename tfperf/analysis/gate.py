@@ -51,12 +51,10 @@ Exit status: 0 nothing flagged; 1 a flagged regression; 2 not comparable or bad 
 from __future__ import annotations
 
 import fnmatch
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from tfperf.results.store import Run
 
@@ -346,6 +344,7 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
         b, n = side(bases, g, False), side(news, g, False)
         if b and n:
             sides[g] = (b, n, False)
+
     def pool(parts: list[tuple[float, int]]) -> tuple[float, int] | None:
         df = sum(d for _, d in parts)
         return (sum(v * d for v, d in parts if d) / df, df) if df else None
@@ -362,7 +361,8 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
     rows = []
     for g, (b, n, referenced) in sides.items():
         if referenced:
-            basis = "block level relative to the reference workload timed in its rounds, against its runs' spread"
+            basis = "block level relative to the reference workload timed in its rounds, against its runs' spread" + (
+                f" and a {100 * REFERENCE_RUN_SD:.1f}% run-to-run move" if drift is not None else "")
         elif drift is None:
             basis = "block level, against its runs' spread"
         else:
@@ -371,10 +371,9 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
                                   "threshold": threshold, "units": f"{len(b)}/{len(n)}", "basis": basis,
                                   "absolute_change": float("nan"),
                                   "reference_change": reference_change(bases, news, g) if referenced else float("nan")}
-        if referenced:
-            row.update(judge(b, b, n, n, alpha, instance=others[g]))
-            if drift is not None:
-                row.update(_with_run_level(row, b, n, others[g], REFERENCE_RUN_SD))
+        if referenced:  # with one run a side, plus the ratio's own run-to-run move, which no process shows
+            row.update(judge(b, b, n, n, alpha, instance=others[g],
+                             run_sd=REFERENCE_RUN_SD if drift is not None else 0.0))
         else:
             row.update(judge(b, b, n, n, alpha, unreferenced))
         if drift is None or referenced:
@@ -383,24 +382,6 @@ def _block_rows(bases: list[Run], news: list[Run], per_run: dict[int, Measured],
             row = _against_drift(row, threshold, drift, alpha, incomparable, BLOCK_WITHIN_DRIFT)
         rows.append(row)
     return rows
-
-
-def _with_run_level(row: dict[str, object], base: list[float], new: list[float], prior: tuple[float, int] | None,
-                    run_sd: float) -> dict[str, object]:
-    """With one run a side: the interval of a block's level relative to the reference widened by how far that
-    ratio itself moves from one run to the next (`run_sd` a run, a component the runs' processes cannot see)."""
-    a, b = np.log(new), np.log(base)
-    own, df = unit_variance(list(base), list(new))
-    if prior is not None and not np.isnan(prior[0]):
-        own, df = (own * df + prior[0] * prior[1]) / (df + prior[1]), df + prior[1]
-    if len(a) < 2 or len(b) < 2 or not df:
-        return {}
-    diff = float(a.mean() - b.mean())
-    se = math.sqrt(own * (1 / len(a) + 1 / len(b)) + 2 * run_sd ** 2)
-    q = float(sps.t.ppf(0.975, df))
-    return {"lo": math.expm1(diff - q * se), "hi": math.expm1(diff + q * se), "limit": math.expm1(q * se),
-            "p": float(2 * sps.t.sf(abs(diff) / se, df)),
-            "test": f"{row['test']}, plus a run-level SD of {100 * run_sd:.1f}%"}
 
 
 def reference_rounds(run: Run, group: str, process: list[int]) -> list[float] | None:

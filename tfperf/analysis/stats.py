@@ -186,12 +186,14 @@ def unit_variance(base_units: list[float], new_units: list[float]) -> tuple[floa
 
 def judge(base_units: list[float], base_rounds: list[float], new_units: list[float], new_rounds: list[float],
           alpha: float, pooled: tuple[float, int] | None = None,
-          instance: tuple[float, int] | None = None) -> dict[str, object]:
+          instance: tuple[float, int] | None = None, run_sd: float = 0.0) -> dict[str, object]:
     """Change (fraction), its 95% interval, p, the detection limit, and which test was used. `pooled` is the
     block's pooled unit variance and its degrees of freedom: the benchmark uses the larger of its own and that
     (its own two or three processes alone say little about their spread). `instance` is one variant instance's
     variance and its degrees of freedom, from the null pairs (see `instance_variance`): another estimate of the
-    same unit variance, pooled in by its degrees of freedom."""
+    same unit variance, pooled in by its degrees of freedom. `run_sd` is how far each side's level moves from one run to
+    the next beyond what its units show (log scale, measured elsewhere): with one run a side, it widens the
+    interval by that run-to-run component of both sides."""
     if len(base_units) >= 2 and len(new_units) >= 2:
         own, own_df = unit_variance(base_units, new_units)
         var, df = own, own_df
@@ -207,7 +209,7 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
             var, df = (var * df + instance[0] * instance[1]) / (df + instance[1]), df + instance[1]
         a, b = np.log(new_units), np.log(base_units)
         diff = float(a.mean() - b.mean())
-        se = math.sqrt(var * (1 / len(a) + 1 / len(b)))
+        se = math.sqrt(var * (1 / len(a) + 1 / len(b)) + 2 * run_sd ** 2)
         if not se > 0:  # no spread at all (identical units): nothing says how sure the change is
             return {"change": math.expm1(diff), "lo": float("nan"), "hi": float("nan"), "p": 1.0,
                     "limit": float("nan"), "test": "no spread between units: not judged", "test_can_reach": False}
@@ -215,7 +217,8 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
         p = float(2 * sps.t.sf(abs(diff) / se, df))
         change, lo, hi = math.expm1(diff), math.expm1(diff - q * se), math.expm1(diff + q * se)
         return {"change": change, "lo": lo, "hi": hi, "p": p, "limit": math.expm1(q * se),
-                "test": f"t over {len(new_units)}+{len(base_units)} processes ({df} df)", "test_can_reach": True}
+                "test": f"t over {len(new_units)}+{len(base_units)} processes ({df} df)"
+                        + (f", plus a run-level SD of {100 * run_sd:.1f}%" if run_sd else ""), "test_can_reach": True}
     ratio, lo, hi = ratio_interval(new_rounds, base_rounds)
     p = differ_p(new_rounds, base_rounds)
     reach = rank_test_reach(len(new_rounds), len(base_rounds)) < alpha
