@@ -187,12 +187,7 @@ class Harness:
                     self._workers[p].stop()
                     self._workers[p] = Worker(p, s)
                     reply = self._workers[p].ask(request, hear, tick=max(0.1, min(5.0, self._every)))
-                replies[p] = reply
-                took = time.monotonic() - started
-                self._learn(reply, took)
-                self._say(f"tfperf: {where} done in {took:.0f} s")
-                self._scales.setdefault(block_id, {
-                    m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
+                replies[p] = self._heard(block_id, where, reply, started)
         except WorkerDied as exc:
             error = str(exc)
             self._workers = [w if w.proc.poll() is None else Worker(w.index, s) for w in self._workers]
@@ -200,14 +195,31 @@ class Harness:
             self.interrupted = True
             self.stop()
             raise
-        records, null_pairs, between, ref = rows.assemble(self.registry[scenario_name], key, members, replies, error,
-                                                          len(order))
+        ref = self._assemble(block, replies, error, len(order))
         if ref is not None:  # the suite's reference workload, timed in this block's rounds: for the gate
             self.references[scenario_name] = ref
+
+    def _heard(self, block_id: str, where: str, reply: dict[str, Any], started: float) -> dict[str, Any]:
+        """One process's reply for a block: what it cost (for the budget), said, and its scale kept for the next."""
+        took = time.monotonic() - started
+        self._learn(reply, took)
+        self._say(f"tfperf: {where} done in {took:.0f} s")
+        self._scales.setdefault(block_id, {
+            m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
+        return reply
+
+    def _assemble(self, block: tuple[str, str, list], replies: dict[int, dict[str, Any]], error: str | None,
+                  processes: int) -> dict[str, Any] | None:
+        """Every process's reply for a block, merged into its records; the block marked measured. Returns the
+        reference workload's rounds (None where the block had none)."""
+        scenario_name, key, members = block
+        records, null_pairs, between, ref = rows.assemble(self.registry[scenario_name], key, members, replies, error,
+                                                          processes)
         self._between[scenario_name] = between
         self._results.update({(scenario_name, name): rec for name, rec in records.items()})
         self._done.add((scenario_name, key))
         self.null_pairs += null_pairs
+        return ref
 
     def _measure_sides(self, block: tuple[str, str, list]) -> None:
         """An A/B block whose sides run in interpreters of their own (two TensorFlow versions): each side's members
@@ -274,12 +286,7 @@ class Harness:
                          "phases": {k: sum(float((results[side].get("phases") or {}).get(k, 0.0)) for side in ab.SIDES)
                                     for k in (results["base"].get("phases") or {})},
                          "rounds": rounds}
-                replies[p] = reply
-                took = time.monotonic() - started
-                self._learn(reply, took)
-                self._say(f"tfperf: {where} done in {took:.0f} s")
-                self._scales.setdefault(block_id, {
-                    m["name"]: [m["passes"], m["repeat"]] for m in reply["members"] if m["status"] == "ok"})
+                replies[p] = self._heard(block_id, where, reply, started)
         except (WorkerDied, RuntimeError) as exc:
             error = str(exc)
             for side, workers in self._side_workers.items():  # a worker mid-block is replaced: its state is gone
@@ -290,11 +297,7 @@ class Harness:
             self.interrupted = True
             self.stop()
             raise
-        records, null_pairs, between, _ = rows.assemble(sc, key, members, replies, error, len(order))
-        self._between[scenario_name] = between
-        self._results.update({(scenario_name, name): rec for name, rec in records.items()})
-        self._done.add((scenario_name, key))
-        self.null_pairs += null_pairs
+        self._assemble(block, replies, error, len(order))
 
     # ---- the budget -------------------------------------------------------------------------------
     def _learn(self, reply: dict[str, Any], took: float) -> None:
