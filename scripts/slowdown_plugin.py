@@ -15,6 +15,7 @@ import time
 
 _target, _, _percent = os.environ.get("TFPERF_SLOW", "").partition(":")
 if _target:
+    from tfperf.measure import reference
     from tfperf.runtime import build
 
     def _slower(real_build):
@@ -22,7 +23,7 @@ if _target:
             built = real_build(scenario, v, size, block)
             # never the suite's reference workload (tfperf.measure.reference): it stands for what a change of the
             # scenarios cannot touch, even a change of every one of them ('*:20')
-            if fnmatch.fnmatchcase(f"{scenario.name}/{v.name}", _target) and scenario.name != "tfperf-reference":
+            if fnmatch.fnmatchcase(f"{scenario.name}/{v.name}", _target) and scenario is not reference.REFERENCE:
                 # a round, and a pass alone (the worker times split rounds pass by pass)
                 built.run_round = _slowed(built.run_round)
                 built.run_pass = _slowed(built.run_pass)
