@@ -5,6 +5,7 @@
   ``--tfperf-*`` option and pytest's ``-k`` pass through);
 - ``tfperf ab BASE NEW [OPTIONS]``: before and after in one run (:mod:`tfperf.api.ab`): exit 1 on a regression
   beyond ``--threshold``, 2 on unusable input;
+- ``tfperf tune SPEC[:scenario] [OPTIONS]``: what to set (:mod:`tfperf.measure.tune`);
 - ``tfperf list [SPEC ...]``: the scenarios and variants a run would hold;
 - ``tfperf report build RUN`` (RUN/report.html), ``tfperf report table RUN`` (the comparison tables);
 - ``tfperf compare BASE NEW`` or ``BASE... -- NEW...`` (also ``tfperf report compare``): exit 1 on a flagged
@@ -80,6 +81,8 @@ def parser(prog: str = "tfperf") -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("ab", help="before and after in one run: BASE NEW measured in the same rounds (tfperf ab --help)",
                    add_help=False)
+    sub.add_parser("tune", help="what to set: the fastest configuration of a stages pipeline, proved by paired "
+                                "measurement (tfperf tune --help)", add_help=False)
     ls = sub.add_parser("list", help="the scenarios and variants a run would hold")
     ls.add_argument("specs", nargs="*", metavar="SPEC", help="a module or a .py file (default: the built-ins)")
     report = sub.add_parser("report", help="reports from a results folder: build | table | compare")
@@ -116,6 +119,10 @@ def main(argv: list[str] | None = None, prog: str = "tfperf") -> int:
         return run_suite(argv[1:])
     if argv[:1] == ["ab"]:
         return run_ab(argv[1:], prog)
+    if argv[:1] == ["tune"]:
+        from tfperf.measure import tune
+
+        return tune.run(argv[1:], prog)
     argv, new_side = _split_runs(argv)
     args = parser(prog).parse_args(argv)
     if args.command == "list":

@@ -83,6 +83,10 @@ class PipelineVariant(Variant):
     shuffle: int = 0  # shuffle buffer size, 0 for none
     batch_size: int | None = None  # None: the stages' batch size
     tf_defaults: bool = False  # keep tf.data's default static optimizations (what users get by default)
+    # The knobs below are the tuner's (tfperf tune); the matrix leaves them at their defaults.
+    cycle: int = 0  # interleave cycle length (0: min(4, files))
+    options: tuple[tuple[str, Any], ...] = ()  # (dotted tf.data.Options attribute, value) set on top
+    from_memory: bool = False  # the compute-only bound: this pipeline's first batch, cached, repeated
 
 
 def _stage_matrix(stages: Stages, widths: Sequence[int], shuffles: Sequence[int],

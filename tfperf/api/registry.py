@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ab
+from . import ab, tune
 from .base import Scenario, ScenarioError, first_line
 
 BUILTIN = "tfperf.builtins"  # the built-in scenarios: a module like any user's (SPEC `builtins` names it too)
@@ -168,6 +168,12 @@ def resolve(spec: str) -> list[Scenario]:
     """The scenarios a SPEC names, or a ScenarioError with the one-line cause."""
     if ab.parse(spec) is not None:
         return list(resolve_ab(spec).scenarios)
+    tuned = tune.parse(spec)
+    if tuned is not None:  # a tuner's confirmation block: the user's scenario with the candidates as its variants
+        for sc in resolve(tuned["spec"]):
+            if sc.name == tuned["scenario"]:
+                return [tune.block(sc, [(str(n), dict(k)) for n, k in tuned["candidates"]])]
+        raise ScenarioError(f"{tuned['spec']} has no scenario {tuned['scenario']!r}")
     target, _, attr = spec.partition(":")
     if target == "builtins":
         target = BUILTIN

@@ -184,14 +184,15 @@ class StagesData(PipelineData):
             return n
         return self._remember(("count", size.name), count)
 
-    def _raw(self, st: Stages, size: Size, interleave: str | None, deterministic: bool) -> tf.data.Dataset:
+    def _raw(self, st: Stages, size: Size, interleave: str | None, deterministic: bool,
+             cycle: int = 0) -> tf.data.Dataset:
         if st.files is not None:
             files = self._files(st, size)
             reader = st.reader or tf.data.TFRecordDataset
             fds = tf.data.Dataset.from_tensor_slices(files)
             if interleave:
                 parallel = interleave == "parallel"
-                return fds.interleave(reader, cycle_length=min(4, len(files)), block_length=1,
+                return fds.interleave(reader, cycle_length=min(cycle or 4, len(files)), block_length=1,
                                       num_parallel_calls=tf.data.AUTOTUNE if parallel else None,
                                       deterministic=deterministic if parallel else None)
             return fds.flat_map(reader)
@@ -215,7 +216,7 @@ class StagesData(PipelineData):
         n = examples or self.pass_examples(v, size)
         par, pre = _tf_width(v.map_parallel), _tf_width(v.prefetch)
         batch = v.batch_size or st.batch_size
-        ds = self._raw(st, size, v.interleave, v.deterministic)
+        ds = self._raw(st, size, v.interleave, v.deterministic, v.cycle)
         if cut:  # sources of unknown cardinality (files) get it declared: Keras then plans exact epochs
             ds = ds.take(n).apply(tf.data.experimental.assert_cardinality(n))
         if repeat != 1 and not v.cache:
@@ -239,9 +240,18 @@ class StagesData(PipelineData):
         if pre is not None:
             ds = ds.prefetch(pre)
         options, applied = dataset_options(v.tf_defaults)
+        for key, value in v.options:
+            set_option(options, key, value)
+            applied[key] = value
         ds = ds.with_options(options)
+        if v.from_memory:
+            # The compute-only bound: one batch of this pipeline, materialized once, then read from memory as
+            # often as the pass has batches; what is left per batch is the consumer and tf.data's hand-over.
+            ds = ds.take(1).cache().repeat(-(-n * max(repeat, 1) // batch) if repeat != -1 else -1)
         info = {"batch_size": batch, "device": "/CPU:0", "tf_data_options": applied, "examples": n * repeat,
                 "repeat": repeat}
+        if v.from_memory:
+            info["input"] = "memory (one batch of the pipeline, cached, repeated)"
         if self.scenario.ideal is not None:
             info.update(self.scenario.ideal(v, size))
         return ds, info
