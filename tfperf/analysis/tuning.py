@@ -13,7 +13,8 @@ batch is the largest of:
 
 - the chain that runs on one thread: the source and batching (a parallel map reads its input under one lock),
   and the map too when it is sequential;
-- the map's wall time over its width (the elements in flight), but no less than its CPU over the cores;
+- the map's wall time over its width (the elements in flight), but no less than its CPU over the cores; a
+  parallel map also pays a hand-over per batch (measured on a map that does nothing) on the reading side;
 - the consumer, when a prefetch lets it run beside the producer; without one, consumer and producer add up;
 - all the CPU the candidate needs per batch over the cores (the roofline).
 
@@ -59,6 +60,7 @@ class Facts:
     element_bytes: float = 0.0  # one element after the map (what a cache holds)
     random_in_map: tuple[str, ...] = ()  # random ops in the map: no cache after it
     files: int = 0  # files read (0: a source dataset)
+    parallel_extra_s: float = 0.0  # a parallel map's hand-over beyond a sequential one's, per batch (measured)
     written_s: float = 0.0  # measured: the pipeline as written, per batch, untraced
     bound_s: float = 0.0  # measured: the compute-only bound, per batch
     ram_budget: int = 0
@@ -196,8 +198,11 @@ def predict(k: Knobs, f: Facts) -> Prediction:
     cpu_total = source_cpu + work_cpu + after_cpu + f.batch_s + f.consumer_cpu
     floor = cpu_total / cores
     if width:
+        # the hand-over of a parallel map (its threads and buffer) is paid on the consumer's side and in CPU
+        cpu_total += f.parallel_extra_s
+        floor = cpu_total / cores
         mapped = max((work + after) / width, (work_cpu + after_cpu) / cores)
-        parts = {"source": source + f.batch_s, "map": mapped}
+        parts = {"source": source + f.batch_s + f.parallel_extra_s, "map": mapped}
     else:
         parts = {"chain": source + work + after + f.batch_s}
     producer_limit = max(parts, key=lambda key: parts[key])

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfperf.analysis.tuning import Facts
+from tfperf.analysis.tuning import CACHE_HEADROOM, Facts
 from tfperf.api.base import Size
 from tfperf.api.pipelines import PipelineVariant, StagesScenario
 from tfperf.results import traces
@@ -52,6 +52,23 @@ def _timed(run: PipelineRun, batches: int, min_s: float = 0.4, most: int = 15) -
         spent += t1 - t0
     i = int(np.argsort(walls)[len(walls) // 2])
     return walls[i] / batches, cpus[i] / batches
+
+
+def _parallel_extra(batch: int, cores: int) -> float:
+    """What a parallel map's hand-over costs per batch beyond a sequential map's, on a map that does nothing:
+    its threads, its buffer and their synchronization (measured; on 2 cores it can exceed a cheap map's work)."""
+    def drained(parallel: int | None) -> float:
+        ds = tf.data.Dataset.range(batch * 64).map(lambda x: x, num_parallel_calls=parallel).batch(batch)
+        ds = ds.with_options(dataset_options(False)[0])
+        drain = tf.function(lambda: ds.reduce(np.int64(0), lambda a, _: a + 1))
+        drain()
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            drain()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) / 64
+    return max(drained(cores) - drained(None), 0.0)
 
 
 def _bytes(element: Any) -> float:
@@ -137,25 +154,23 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
 
     element = next(iter(raw.map(st.map).take(1)))
     element_bytes = _bytes(element)
-    cached = tf.data.Dataset.from_tensors(element).repeat(batch * 8).cache()
-    drain = tf.function(lambda: cached.reduce(np.int64(0), lambda a, _: a + 1))
-    drain()  # fills the cache
-    reads = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        drain()
-        reads.append(time.perf_counter() - t0)
-    cache_read_s = statistics.median(reads) / 8
     try:
         randoms = tuple(random_ops(st.map, raw.element_spec))
     except Exception:  # noqa: BLE001 - a map this tracing cannot handle: counted as random, never cached
         randoms = ("(the map could not be traced to look for random ops)",)
+    cache_read_s = 0.0
+    if not randoms and element_bytes * examples * CACHE_HEADROOM <= ram_budget:
+        # the cache candidate itself, timed after the pass that fills it: what is left of a batch beyond the
+        # consumer, the after-cache stage and batching is reading the cache
+        c_s, _ = _timed(PipelineRun(data, PipelineVariant(name="cache", cache=True), size), batches)
+        cache_read_s = max(c_s - b_s - after_s - batch_s, 0.0)
+    parallel_extra_s = _parallel_extra(batch, cores)
     files = len(data._files(st, size)) if st.files is not None else 0
 
     facts = Facts(cores=cores, batch_size=batch, examples=examples, source_s=source_s, map_s=map_s, map_cpu=map_cpu,
                   after_s=after_s, batch_s=batch_s, consumer_s=b_s, consumer_cpu=b_cpu, vector_s=vector_s,
                   vector_cpu=vector_cpu, cache_read_s=cache_read_s, element_bytes=element_bytes, random_in_map=randoms,
-                  files=files, written_s=w_s, bound_s=b_s, ram_budget=ram_budget,
+                  files=files, parallel_extra_s=parallel_extra_s, written_s=w_s, bound_s=b_s, ram_budget=ram_budget,
                   stages_ms={k: round(v, 3) for k, v in stages_ms.items()})
     extra = {"trace": str(shot.xplane), "iterator_self_ms": self_ms, "profile_steps": shot.steps_marked,
              "written_cpu_per_batch_s": w_cpu, "bound_cpu_per_batch_s": b_cpu, "batches_per_pass": batches}
