@@ -46,7 +46,9 @@ PIPELINES = [
     (EXTRA, "cheap", []),
     (EXTRA, "text", []),
     (EXTRA, "train", []),
+    ("tfperf.builtins.models", "mlp", []),  # a model scenario: its input through its own training step
 ]
+MODELS = {"mlp"}
 PATHOLOGICAL = {"generator", "jitter", "shuffled", "bigcache", "cheap", "text", "train"}
 
 
@@ -103,11 +105,13 @@ def evaluate(spec: str, name: str, extra: list[str], size: str, out: Path) -> di
                             if k != "cache_bytes"})
     space = [k for k in tuning.space(facts) if k not in (tuning.AS_WRITTEN, tuning.GUIDE)]
     cands = {k.name(): k for k in space}
-    block = tune_api.spec(spec, name, [(n, tuning_knobs(k)) for n, k in cands.items()])
+    model = name in MODELS
+    rows_of = f"{name}-step" if model else name  # a model's input block is named for its training step
+    block = tune_api.spec(spec, name, [(n, tuning_knobs(k)) for n, k in cands.items()], through_step=model)
     rc, sweep_s = tfperf("run", block, "--size", size, "--results", str(out), "--run-id", f"{name}-sweep",
                          "--processes", "1", "--no-profile", "--no-report", "--budget", "3600")
     res["sweep_s"], res["space"] = sweep_s, len(space)
-    ok = rows(out / f"{name}-sweep", name)
+    ok = rows(out / f"{name}-sweep", rows_of)
     measured = {n: ok[n].examples_per_sec for n in cands if n in ok}
     best = max(measured, key=lambda n: measured[n])
     res["sweep_best"] = best
@@ -125,12 +129,13 @@ def evaluate(spec: str, name: str, extra: list[str], size: str, out: Path) -> di
     res["peak_rss_bytes"] = answer.get("peak_rss_bytes")
     res["ram_budget_bytes"] = answer.get("ram_budget_bytes")
     res["model_check"] = answer.get("model_check")
+    res["training"] = {k: v for k, v in (answer.get("training") or {}).items() if k != "confirm"}
     if not tuned:
         return res
     final = [(n, tuning_knobs(knobs_of(rec["knobs"]) if n == tuned else cands[n])) for n in dict.fromkeys([tuned, best])]
-    rc, final_s = tfperf("run", tune_api.spec(spec, name, final), "--size", size, "--results", str(out), "--run-id",
+    rc, final_s = tfperf("run", tune_api.spec(spec, name, final, through_step=model), "--size", size, "--results", str(out), "--run-id",
                          f"{name}-final", "--no-profile", "--no-report")
-    ok = rows(out / f"{name}-final", name)
+    ok = rows(out / f"{name}-final", rows_of)
     pairs = [(side(ok[v]), side(ok[tune_api.AS_WRITTEN])) for v in ok if v != tune_api.AS_WRITTEN]
     between = stats.pool_between([stats.pair_component(a, b) for a, b in pairs])
     res["tuned_vs_best"] = stats.speedup(side(ok[tuned]), side(ok[best]), between) if best != tuned else (1, 1, 1, 1)

@@ -16,7 +16,8 @@ batch is the largest of:
 - the map's wall time over its width (the elements in flight), but no less than its CPU over the cores; a
   parallel map also pays a hand-over per batch (measured on a map that does nothing) on the reading side;
 - the consumer, when a prefetch lets it run beside the producer; without one, consumer and producer add up;
-- all the CPU the candidate needs per batch over the cores (the roofline).
+- all the CPU the candidate needs per batch over the cores (the roofline), counting the cores' worth parallel
+  threads really get here (measured: two vCPUs of a cloud VM are often two hyperthreads of one core).
 
 A cache (only where the map has no random op and the cached elements fit the RAM budget) replaces source and
 map by a read of the cache, measured. AUTOTUNE's width is taken as the core count: tf.data's autotuned parallel
@@ -61,6 +62,7 @@ class Facts:
     random_in_map: tuple[str, ...] = ()  # random ops in the map: no cache after it
     files: int = 0  # files read (0: a source dataset)
     parallel_extra_s: float = 0.0  # a parallel map's hand-over beyond a sequential one's, per batch (measured)
+    effective_cores: float = 0.0  # cores' worth of CPU-bound work parallel threads get here (measured; 0: cores)
     written_s: float = 0.0  # measured: the pipeline as written, per batch, untraced
     bound_s: float = 0.0  # measured: the compute-only bound, per batch
     ram_budget: int = 0
@@ -117,8 +119,8 @@ GUIDE = Knobs(map_parallel=AUTOTUNE, prefetch=AUTOTUNE)
 def cache_refusal(f: Facts) -> str | None:
     """Why a cache is no candidate (None: it is)."""
     if f.random_in_map:
-        return (f"the map draws random numbers ({', '.join(f.random_in_map[:3])}): a cache after it would freeze "
-                "one draw for every epoch")
+        return (f"what the cache would hold is random or opaque ({', '.join(f.random_in_map[:3])}): a cache would "
+                "freeze one draw (or one order, or one run of Python) for every epoch")
     if f.cache_bytes * CACHE_HEADROOM > f.ram_budget:
         return (f"the cached elements would take about {f.cache_bytes / 2**20:.0f} MiB, more than the RAM budget "
                 f"({f.ram_budget / 2**20:.0f} MiB) allows with headroom")
@@ -178,7 +180,8 @@ class Prediction:
 
 def predict(k: Knobs, f: Facts) -> Prediction:
     """The candidate's time per batch (of the pipeline's own batch size) and the stage that sets it."""
-    cores = max(1, f.cores)
+    cores = f.effective_cores or max(1, f.cores)
+    threads = max(1, f.cores)
     if k.cache:
         source, source_cpu = f.cache_read_s, f.cache_read_s
         work, work_cpu = 0.0, 0.0
@@ -186,7 +189,7 @@ def predict(k: Knobs, f: Facts) -> Prediction:
     else:
         source = f.source_s
         if k.interleave == "parallel" and f.files > 1:
-            source = f.source_s / max(1, min(k.cycle or 4, f.files, cores))
+            source = f.source_s / max(1.0, min(k.cycle or 4, f.files, cores))
         source_cpu = f.source_s
         if k.vectorized and f.vector_s is not None:
             work, work_cpu = f.vector_s, f.vector_cpu if f.vector_cpu is not None else f.vector_s
@@ -194,7 +197,9 @@ def predict(k: Knobs, f: Facts) -> Prediction:
         else:
             work, work_cpu = f.map_s, f.map_cpu
             after, after_cpu = f.after_s, f.after_s
-    width = cores if k.map_parallel == AUTOTUNE else (k.map_parallel or 0)
+    width = threads if k.map_parallel == AUTOTUNE else (k.map_parallel or 0)
+    if k.cache and after == 0:
+        width = 0  # the map before the cache runs once, in the warm-up: its width costs nothing after
     cpu_total = source_cpu + work_cpu + after_cpu + f.batch_s + f.consumer_cpu
     floor = cpu_total / cores
     if width:

@@ -170,10 +170,7 @@ def resolve(spec: str) -> list[Scenario]:
         return list(resolve_ab(spec).scenarios)
     tuned = tune.parse(spec)
     if tuned is not None:  # a tuner's confirmation block: the user's scenario with the candidates as its variants
-        for sc in resolve(tuned["spec"]):
-            if sc.name == tuned["scenario"]:
-                return [tune.block(sc, [(str(n), dict(k)) for n, k in tuned["candidates"]])]
-        raise ScenarioError(f"{tuned['spec']} has no scenario {tuned['scenario']!r}")
+        return [tune.resolve(resolve(tuned["spec"]), tuned)]
     target, _, attr = spec.partition(":")
     if target == "builtins":
         target = BUILTIN

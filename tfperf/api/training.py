@@ -45,6 +45,10 @@ class TrainVariant(Variant):
     precision: str = "float32"  # float32 | mixed_float16
     checkpoint_every: int = 0  # CheckpointManager.save every N steps (0: none)
     early_stopping: bool = False
+    # The tuner's knobs (tfperf tune); the matrix leaves them at their defaults.
+    input_variant: str | None = None  # a variant of the data scenario by name (overrides `input` naive/best)
+    steps_per_execution: int = 0  # fit's steps_per_execution (0: the loop's own: 10 for fit_spe, else 1)
+    jit_compile: bool = False  # fit compiled with jit_compile=True (XLA)
 
 
 def _suffix(device: str, strategy: str, precision: str) -> list[str]:

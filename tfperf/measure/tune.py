@@ -153,13 +153,12 @@ def _pick(target: str) -> tuple[str, Any]:
             raise TuneError(f"{spec} holds several scenarios ({', '.join(s.name for s in chosen)}): name one, "
                             f"{spec}:NAME")
     sc = chosen[0]
+    if isinstance(sc, ModelScenario) and not isinstance(sc.data, StagesScenario):
+        raise TuneError(f"scenario {sc.name} is a model scenario on an opaque dataset: the tuner cannot reach its map "
+                        "width, prefetch, cache or batching (they are inside the factory). Declare its data with "
+                        "tfperf.pipeline(Stages(...)) to tune")
     if isinstance(sc, ModelScenario):
-        if isinstance(sc.data, StagesScenario):
-            raise TuneError(f"scenario {sc.name} is a model scenario; tune its input pipeline, {sc.data.name} "
-                            f"({spec}:{sc.data.name}): training knobs (steps_per_execution, jit_compile, the loop) "
-                            "are not tuned yet")
-        raise TuneError(f"scenario {sc.name} is a model scenario on an opaque dataset: the tuner changes stages "
-                        "(tfperf.pipeline); training knobs are not tuned yet")
+        return spec, sc
     if isinstance(sc, DatasetScenario):
         raise TuneError(f"scenario {sc.name} is an opaque tfperf.dataset: the tuner cannot reach its map width, "
                         "prefetch, cache or batching (they are inside the factory); its tf.data.Options and appended "
@@ -179,11 +178,10 @@ def _knobs(k: tuning.Knobs) -> dict[str, Any]:
     return out
 
 
-def _confirm(spec: str, scenario: str, cands: list[tuning.Knobs], size: str, root: Path, run_id: str) -> Path:
-    """One confirmation run through the suite; the run folder."""
+def _confirm(block: str, size: str, root: Path, run_id: str) -> Path:
+    """One confirmation run of a tune SPEC through the suite; the run folder."""
     from tfperf.cli import run_suite
 
-    block = tune_api.spec(spec, scenario, [(k.name(), _knobs(k)) for k in cands])
     rc = run_suite([block, "--size", size, "--results", str(root), "--run-id", run_id, "--no-profile",
                     "--no-report", "-q"])
     out = root / run_id
@@ -196,24 +194,30 @@ def _side(r: Any) -> dict[str, Any]:
     return {"times": list(r.times), "examples": float(r.examples), "process": list(r.round_process)}
 
 
-def _read(run_dir: Path, scenario: str) -> dict[str, dict[str, Any]]:
-    """Per variant of a confirmation: time per example, speedups over as_written and guide, and the time over the
-    bound, each with its 95% interval (paired rounds, the block's process-level component pooled)."""
+PIPELINE_PARTNERS = ((tune_api.AS_WRITTEN, "vs_as_written"), (tune_api.GUIDE, "vs_guide"), (tune_api.BOUND, "vs_bound"))
+TRAINING_PARTNERS = ((tune_api.WRITTEN_FIT, "vs_as_written"), ("fit-guide", "vs_guide"), (tune_api.BOUND_FIT, "vs_bound"))
+
+
+def _read(run_dir: Path, scenario: str,
+          partners: tuple[tuple[str, str], ...] = PIPELINE_PARTNERS) -> dict[str, dict[str, Any]]:
+    """Per variant of a confirmation: time per example, speedups over the pipeline as written and the guide's
+    advice, and over the bound, each with its 95% interval (paired rounds, the block's process-level component
+    pooled)."""
     frame = load_run(run_dir).frame
     frame = frame[frame["scenario"] == scenario]
     ok = {r.variant: r for r in frame.itertuples() if r.status == "ok" and len(r.times) and r.examples}
-    if tune_api.AS_WRITTEN not in ok:
+    base = partners[0][0]
+    if base not in ok:
         reasons = "; ".join(f"{r.variant}: {r.reason}" for r in frame.itertuples() if r.status != "ok")
-        raise TuneError(f"the pipeline as written could not be measured ({reasons or 'no rows'})")
-    pairs = [(_side(ok[v]), _side(ok[tune_api.AS_WRITTEN])) for v in ok if v != tune_api.AS_WRITTEN]
+        raise TuneError(f"{scenario}: {base} could not be measured ({reasons or 'no rows'})")
+    pairs = [(_side(ok[v]), _side(ok[base])) for v in ok if v != base]
     between = stats.pool_between([stats.pair_component(a, b) for a, b in pairs])
     out: dict[str, dict[str, Any]] = {}
     for name, r in ok.items():
         entry: dict[str, Any] = {"us_per_example": 1e6 * float(np.median(r.times)) / float(r.examples),
                                  "examples_per_sec": float(r.examples_per_sec), "unstable": bool(r.unstable),
                                  "unstable_reasons": list(r.unstable_reasons or [])}
-        for partner, key in ((tune_api.AS_WRITTEN, "vs_as_written"), (tune_api.GUIDE, "vs_guide"),
-                             (tune_api.BOUND, "vs_bound")):
+        for partner, key in partners:
             if partner in ok and partner != name:
                 est, lo, hi, p = stats.speedup(_side(r), _side(ok[partner]), between)
                 entry[key] = {"speedup": est, "lo": lo, "hi": hi, "p": p}
@@ -265,7 +269,8 @@ def snippet(sc: Any, st: Any, k: tuning.Knobs) -> str:
         lines.append("options = tf.data.Options()")
         lines += [f"options.{key} = {value!r}" for key, value in k.options]
         lines.append("ds = ds.with_options(options)")
-    knobs = ", ".join(f"{key}={value!r}" for key, value in _knobs(k).items()) or "none"
+    knobs = ", ".join(f"{key}={'AUTOTUNE' if value == AUTOTUNE and key in ('map_parallel', 'prefetch') else repr(value)}"
+                      for key, value in _knobs(k).items()) or "none"
     lines.append(f"# tfperf knobs: {knobs}")
     return "\n".join(lines)
 
@@ -322,18 +327,22 @@ def run(argv: list[str], prog: str = "tfperf") -> int:
 
 def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path, budget: float, ram: int,
           answer: dict[str, Any], started: float) -> int:
+    from tfperf.api.training import ModelScenario
     from tfperf.runtime.datasets import StagesData
     from tfperf.runtime.tune_probe import probe
 
+    model = sc if isinstance(sc, ModelScenario) else None
+    pipe = tune_api.through_step(model) if model else sc
+    answer["pipeline"] = pipe.name
     t0 = time.perf_counter()
     try:
-        facts, extra = probe(sc, size, folder / "traces" / "as_written", ram, size.profile_steps)
+        facts, extra = probe(pipe, size, folder / "traces" / "as_written", ram, size.profile_steps)
     except Exception as exc:  # noqa: BLE001 - the user's stages failing is one line
         from tfperf.api.base import first_line
         answer["error"] = f"probing {sc.name} failed: {first_line(exc)}"
         print(f"tfperf tune: {answer['error']}", file=sys.stderr)
         return 2
-    st = StagesData(sc).stages_at(size)
+    st = StagesData(pipe).stages_at(size)
     answer["facts"] = {**dataclasses.asdict(facts), "cache_bytes": facts.cache_bytes}
     answer["probe"] = {**extra, "seconds": time.perf_counter() - t0}
     answer["phases"].append({"phase": "probe", "seconds": time.perf_counter() - t0})
@@ -382,7 +391,8 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
             break
         t1 = time.perf_counter()
         try:
-            got = _read(_confirm(spec, sc.name, batch, size.name, folder, f"confirm-{i}"), sc.name)
+            block = tune_api.spec(spec, sc.name, [(k.name(), _knobs(k)) for k in batch], through_step=bool(model))
+            got = _read(_confirm(block, size.name, folder, f"confirm-{i}"), pipe.name)
         except (TuneError, ReportError) as exc:
             answer["error"] = str(exc)
             print(f"tfperf tune: {exc}", file=sys.stderr)
@@ -394,6 +404,10 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
         answer["phases"].append({"phase": f"confirm-{i}", "seconds": wall, "candidates": [k.name() for k in batch]})
         for k in batch:
             chosen[k.name()] = k
+            if k.name() not in answer["predicted"]:  # a tweak: predicted as the candidate without it
+                p = tuning.predict(k, facts)
+                answer["predicted"][k.name()] = {"seconds_per_batch": p.seconds_per_batch, "limit": p.limit,
+                                                 "knobs": _knobs(k), "tweak": True}
         for n, entry in got.items():
             entry["confirmation"] = i
             confirmed.setdefault(n, {})[f"confirm-{i}"] = entry
@@ -420,6 +434,60 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
                              "guide": final.get(tune_api.GUIDE), "confirmation": last,
                              "predicted_seconds_per_batch": tuning.predict(k, facts).seconds_per_batch}
     answer["model_check"] = _model_check(final, chosen, facts)
+    if model is not None:
+        return _train(spec, model, best, k, size, folder, budget, answer, started)
+    return 0
+
+
+TRAINING = (("fit-as_written", {"input_variant": tune_api.AS_WRITTEN}),
+            ("fit-guide", {"input_variant": tune_api.GUIDE}),
+            ("fit-tuned", {}),
+            ("fit-tuned-spe", {"steps_per_execution": 10}),
+            ("fit-tuned-jit", {"jit_compile": True}),
+            ("function-tuned", {"loop": "function"}),
+            ("xla-tuned", {"loop": "xla"}))
+
+
+def _train(spec: str, model: Any, best: str, knobs: tuning.Knobs, size: Any, folder: Path, budget: float,
+           answer: dict[str, Any], started: float) -> int:
+    """The training knobs, on the tuned input: fit against a tf.function and an XLA loop, steps_per_execution and
+    jit_compile, each with the tuned input, against fit on the pipeline as written and on the guide's advice, and
+    fit's compute-only bound, in one block."""
+    cands = [(n, {**k, "input_variant": k.get("input_variant", best)}) for n, k in TRAINING]
+    per_confirmation = max((p["seconds"] for p in answer["phases"] if p["phase"].startswith("confirm")), default=60)
+    spent = time.perf_counter() - started
+    if spent + 1.5 * per_confirmation > budget:
+        answer["training"] = {"skipped": f"the budget ({budget:.0f} s) leaves {max(0.0, budget - spent):.0f} s; "
+                                         f"the training block needs about {1.5 * per_confirmation:.0f} s"}
+        return 0
+    t1 = time.perf_counter()
+    try:
+        block = tune_api.spec(spec, model.name, [(best, _knobs(knobs))], training=cands)
+        got = _read(_confirm(block, size.name, folder, "confirm-training"), model.name, TRAINING_PARTNERS)
+    except (TuneError, ReportError) as exc:
+        answer["training"] = {"error": str(exc)}
+        print(f"tfperf tune: the training block: {exc}", file=sys.stderr)
+        return 0
+    answer["phases"].append({"phase": "confirm-training", "seconds": time.perf_counter() - t1,
+                             "candidates": [n for n, _ in cands]})
+    ok = [(e["vs_as_written"]["speedup"], n) for n, e in got.items()
+          if "vs_as_written" in e and not e["unstable"] and n != tune_api.BOUND_FIT]
+    top = max(ok)[1] if ok else None
+    chosen = dict(cands).get(top or "", {})
+    compile_args = {"steps_per_execution": chosen.get("steps_per_execution", 1),
+                    "jit_compile": bool(chosen.get("jit_compile"))}
+    loop = chosen.get("loop", "fit")
+    if loop == "fit":
+        code = f"model.compile(optimizer=..., loss=..., steps_per_execution={compile_args['steps_per_execution']}, " \
+               f"jit_compile={compile_args['jit_compile']})\nmodel.fit(ds, ...)"
+    else:
+        code = (f"@tf.function(jit_compile={loop == 'xla'})\ndef train_step(x, y):\n    with tf.GradientTape() as tape:\n"
+                "        loss = loss_fn(y, model(x, training=True))\n"
+                "    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), "
+                "model.trainable_variables))\n    return loss\n\nfor x, y in ds:\n    train_step(x, y)")
+    answer["training"] = {"confirm": got, "recommended": top, "loop": loop, "compile": compile_args, "code": code,
+                          "overhead_as_written": got.get(tune_api.WRITTEN_FIT, {}).get("vs_bound"),
+                          "overhead_tuned": got.get("fit-tuned", {}).get("vs_bound")}
     return 0
 
 
@@ -472,6 +540,19 @@ def _summary(answer: dict[str, Any]) -> str:
             lines.append(f"  input overhead over the compute-only bound, {label}: {100 * (1 / b['speedup'] - 1):+.0f}% "
                          f"[{100 * (1 / b['hi'] - 1):+.0f}%, {100 * (1 / b['lo'] - 1):+.0f}%]")
     lines += ["", rec["snippet"], ""]
+    tr = answer.get("training") or {}
+    if tr.get("recommended"):
+        m = tr["confirm"][tr["recommended"]]
+        lines.append(f"training: {tr['recommended']}: {_interval(m.get('vs_as_written'))} the speed of fit on the "
+                     "pipeline as written")
+        for label, b in (("fit on the pipeline as written", tr.get("overhead_as_written")),
+                         ("fit on the tuned pipeline", tr.get("overhead_tuned"))):
+            if b:
+                lines.append(f"  input overhead over the compute-only bound, {label}: {100 * (1 / b['speedup'] - 1):+.0f}% "
+                             f"[{100 * (1 / b['hi'] - 1):+.0f}%, {100 * (1 / b['lo'] - 1):+.0f}%]")
+        lines += ["", tr["code"], ""]
+    elif tr:
+        lines.append(f"training: {tr.get('skipped') or tr.get('error')}")
     if answer.get("stopped"):
         lines.append(f"stopped: {answer['stopped']}")
     return "\n".join(lines)

@@ -65,7 +65,21 @@ def format_html(answer: dict[str, Any]) -> str:
                          "cells": [run, name, f"{e['us_per_example']:.2f}", iv("vs_as_written"), iv("vs_guide"),
                                    o[0] if o else "-", "-" if p is None else f"{1e3 * p:.3f}",
                                    f"{c['measured_ms_per_batch']:.3f}" if c else "-"]})
-    return render("tune.html.j2", title=f"tfperf tune: {answer.get('scenario')}", scenario=answer.get("scenario"),
+    training = answer.get("training") or None
+    training_rows, training_overheads = [], []
+    if training and training.get("confirm"):
+        for name, e in sorted(training["confirm"].items()):
+            d, o = e.get("vs_as_written"), _overhead(e)
+            training_rows.append([name, f"{e['us_per_example']:.2f}",
+                                  f"{_x(d['speedup'])} [{_x(d.get('lo'))}, {_x(d.get('hi'))}]" if d else "-",
+                                  f"{o[0]} [{o[1]}, {o[2]}]" if o else "-"])
+        for label, key in (("fit on the pipeline as written", "fit-as_written"), ("fit on the tuned pipeline",
+                                                                                   "fit-tuned")):
+            o = _overhead(training["confirm"].get(key))
+            if o:
+                training_overheads.append(f"Input overhead over the compute-only bound, {label}: {o[0]} [{o[1]}, {o[2]}].")
+    return render("tune.html.j2", training=training, training_rows=training_rows,
+                  training_overheads=training_overheads, title=f"tfperf tune: {answer.get('scenario')}", scenario=answer.get("scenario"),
                   rec=rec, headline=headline(answer), speedups=speedups, overheads=overheads,
                   verdict=answer.get("verdict") or answer.get("error") or "nothing recommended",
                   bottleneck=answer.get("bottleneck") or {"stage": "-", "why": "not probed"},

@@ -36,6 +36,27 @@ def _strategy(v: TrainVariant) -> tf.distribute.Strategy | None:
     return None
 
 
+def _per_execution(v: TrainVariant) -> int:
+    return v.steps_per_execution or (STEPS_PER_EXECUTION if v.loop == "fit_spe" else 1)
+
+
+def training_consumer(scenario: ModelScenario, size: Size) -> Callable[[Any], Any]:
+    """The scenario's training step as a pipeline's consumer (``tfperf tune`` on a model scenario): the user's model,
+    loss and optimizer, one GradientTape step per batch in a ``tf.function``, so a pipeline's compute-only bound is
+    the step's own time."""
+    model, loss_fn, opt = user_model(scenario, size)
+
+    @tf.function
+    def step(batch):
+        x, y = batch
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables,
+                                strict=True))
+        return loss
+    return step
+
+
 def user_model(scenario: ModelScenario, size: Size) -> tuple[keras.Model, Any, Any]:
     """The user's model, loss and optimizer (a compiled model's own, or the ones returned beside it), built in the
     caller's device or strategy scope; a string or plain-function loss becomes a batch-mean loss."""
@@ -103,7 +124,7 @@ class TrainRun(Runnable):
         # is one call for all its epochs (a call per epoch would add fit's set-up to every epoch).
         self.by_pass = not v.loop.startswith("fit")
         self.base_steps = int(per_size(scenario.steps, size))
-        self.pipe = self.data.variant(scenario.naive if v.input == "naive" else scenario.best)
+        self.pipe = self.data.variant(v.input_variant or (scenario.naive if v.input == "naive" else scenario.best))
         self.strategy = _strategy(v)
         self._ckpt_dir: str | None = None
         self.save_seconds: list[float] = []
@@ -114,8 +135,8 @@ class TrainRun(Runnable):
         with self._scope(), devices.precision(v.precision):
             self.model, loss, optimizer = self._model()
             if v.loop.startswith("fit"):
-                self.model.compile(optimizer=optimizer, loss=loss, metrics=[], jit_compile=False,
-                                   steps_per_execution=STEPS_PER_EXECUTION if v.loop == "fit_spe" else 1)
+                self.model.compile(optimizer=optimizer, loss=loss, metrics=[], jit_compile=v.jit_compile,
+                                   steps_per_execution=_per_execution(v))
             else:
                 self.optimizer = optimizer
                 if v.precision == "mixed_float16":
@@ -193,7 +214,8 @@ class TrainRun(Runnable):
             "strategy": v.strategy, "precision": v.precision, "input_variant": input_variant,
             "bound_variant": v.bound, "steps": self.steps * passes, "steps_per_epoch": self.steps,
             "epochs_per_round": passes, "tf_data_options": options,
-            "jit_compile": v.loop == "xla", "metrics": "none (loss only, in fit and in the custom loops)",
+            "jit_compile": v.loop == "xla" or v.jit_compile, "steps_per_execution": _per_execution(v),
+            "metrics": "none (loss only, in fit and in the custom loops)",
         })
         if self.strategy is not None:
             self.info["replicas"] = self.strategy.num_replicas_in_sync
@@ -279,7 +301,7 @@ class TrainRun(Runnable):
             # Keras calls batch callbacks once per execution: with steps_per_execution, a marked step is one
             # execution of that many batches, and as many batches as the other loops' windows are marked (at
             # least 3 executions): 10x the batches would make a 10x trace (455 MB for an LSTM at `default`).
-            per_mark = STEPS_PER_EXECUTION if self.variant.loop == "fit_spe" else 1
+            per_mark = _per_execution(self.variant)
             marks = max(3, -(-steps // per_mark))
             ds = self.dataset.repeat().take(marks * per_mark)
             with self._scope():

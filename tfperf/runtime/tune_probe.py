@@ -71,11 +71,58 @@ def _parallel_extra(batch: int, cores: int) -> float:
     return max(drained(cores) - drained(None), 0.0)
 
 
+def _effective_cores(cores: int) -> float:
+    """How many cores' worth of CPU-bound work a parallel map gets here: a map of single-threaded matrix products
+    (about 0.3 ms an element) timed sequential and at a width of the core count. Two vCPUs of a cloud VM are often
+    two hyperthreads of one core: measured, not assumed."""
+    a = tf.random.stateless_uniform([96, 96], seed=[1, 2])
+
+    def work(x):
+        m = a + tf.cast(x, tf.float32)
+        for _ in range(6):
+            m = tf.linalg.matmul(m, a) / 96.0
+        return tf.reduce_sum(m)
+
+    def drained(parallel: int | None) -> float:
+        options = dataset_options(False)[0]
+        options.threading.max_intra_op_parallelism = 1
+        ds = tf.data.Dataset.range(256).map(work, num_parallel_calls=parallel).with_options(options)
+        drain = tf.function(lambda: ds.reduce(0.0, lambda acc, v: acc + v))
+        drain()
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            drain()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+    return float(min(max(drained(None) / drained(cores), 1.0), cores))
+
+
+def _python_ops(fn: Any, spec: Any) -> list[str]:
+    """Python inside a map (tf.py_function, tf.numpy_function): opaque to the tuner, never cached."""
+    args = spec if isinstance(spec, tuple) else (spec,)
+    graph = tf.function(fn).get_concrete_function(*args).graph.as_graph_def()
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    return sorted(o for o in ops if "PyFunc" in o)
+
+
+def source_opacity(ds: tf.data.Dataset) -> tuple[str, ...]:
+    """What in a source makes a cache after it unsafe: random ops (a shuffle, a sample), and Python (a generator,
+    a py_function), whose records the tuner cannot know to be the same each epoch."""
+    graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())  # noqa: SLF001 - tf.data's own graph
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    found = sorted(o for o in ops if "Shuffle" in o or "Random" in o or "Sampl" in o or "PyFunc" in o
+                   or o == "GeneratorDataset")
+    return tuple(found)
+
+
 def _bytes(element: Any) -> float:
     total = 0.0
     for t in tf.nest.flatten(element):
         a = t.numpy() if hasattr(t, "numpy") else np.asarray(t)
-        if a.dtype == object:
+        if isinstance(a, bytes):  # a scalar string
+            total += len(a)
+        elif a.dtype == object:
             total += sum(len(x) for x in a.ravel())
         else:
             total += a.nbytes
@@ -155,9 +202,14 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
     element = next(iter(raw.map(st.map).take(1)))
     element_bytes = _bytes(element)
     try:
-        randoms = tuple(random_ops(st.map, raw.element_spec))
+        randoms = tuple(f"{op} in the map" for op in random_ops(st.map, raw.element_spec))
+        randoms += tuple(f"{op} in the map" for op in _python_ops(st.map, raw.element_spec))
     except Exception:  # noqa: BLE001 - a map this tracing cannot handle: counted as random, never cached
-        randoms = ("(the map could not be traced to look for random ops)",)
+        randoms = ("the map could not be traced to look for random ops",)
+    try:
+        randoms += tuple(f"{op} in the source" for op in source_opacity(raw))
+    except Exception:  # noqa: BLE001 - a source whose graph cannot be read: never cached
+        randoms += ("the source's graph could not be read",)
     cache_read_s = 0.0
     if not randoms and element_bytes * examples * CACHE_HEADROOM <= ram_budget:
         # the cache candidate itself, timed after the pass that fills it: what is left of a batch beyond the
@@ -165,12 +217,13 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
         c_s, _ = _timed(PipelineRun(data, PipelineVariant(name="cache", cache=True), size), batches)
         cache_read_s = max(c_s - b_s - after_s - batch_s, 0.0)
     parallel_extra_s = _parallel_extra(batch, cores)
+    effective = _effective_cores(cores)
     files = len(data._files(st, size)) if st.files is not None else 0
 
     facts = Facts(cores=cores, batch_size=batch, examples=examples, source_s=source_s, map_s=map_s, map_cpu=map_cpu,
                   after_s=after_s, batch_s=batch_s, consumer_s=b_s, consumer_cpu=b_cpu, vector_s=vector_s,
                   vector_cpu=vector_cpu, cache_read_s=cache_read_s, element_bytes=element_bytes, random_in_map=randoms,
-                  files=files, parallel_extra_s=parallel_extra_s, written_s=w_s, bound_s=b_s, ram_budget=ram_budget,
+                  files=files, parallel_extra_s=parallel_extra_s, effective_cores=effective, written_s=w_s, bound_s=b_s, ram_budget=ram_budget,
                   stages_ms={k: round(v, 3) for k, v in stages_ms.items()})
     extra = {"trace": str(shot.xplane), "iterator_self_ms": self_ms, "profile_steps": shot.steps_marked,
              "written_cpu_per_batch_s": w_cpu, "bound_cpu_per_batch_s": b_cpu, "batches_per_pass": batches}
