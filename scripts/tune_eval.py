@@ -124,8 +124,12 @@ def evaluate(spec: str, name: str, extra: list[str], size: str, out: Path) -> di
     res["stage_gains"] = gains
     top = max(gains, key=lambda s: gains[s])
     named = res["bottleneck_named"].split(" ")[0]
+    if gains[top] < 1.1:  # nothing in the space gains 10% at any one stage: the sweep names no bottleneck
+        top = "none"
     res["bottleneck_sweep"] = top
-    res["bottleneck_agrees"] = named == top or (named == "source" and top == "map" and gains["map"] == gains["source"])
+    # a cache gains for the source and the map alike: either name agrees; where nothing gains, nothing contradicts
+    res["bottleneck_agrees"] = named == top or top == "none" or (
+        {named, top} <= {"map", "source"} and gains["map"] == gains["source"])
     res["peak_rss_bytes"] = answer.get("peak_rss_bytes")
     res["ram_budget_bytes"] = answer.get("ram_budget_bytes")
     res["model_check"] = answer.get("model_check")

@@ -77,6 +77,15 @@ def test_a_cache_removes_source_and_map_and_keeps_the_after_cache_stage():
     assert t(tuning.Knobs(cache=True), f) == pytest.approx(0.1 * MS + 1 * MS + f.batch_s + f.consumer_s)
 
 
+@pytest.mark.parametrize("measured_ms", [2.3, 3.0, 3.6, 6.0])
+def test_calibration_makes_the_model_reproduce_the_measured_parallel_map(measured_ms):
+    f = facts()  # as written 4.35 ms; two ideal cores would give about 2.2 ms
+    fitted = tuning.calibrate(f, measured_ms * MS)
+    assert t(tuning.Knobs(map_parallel=2), fitted) == pytest.approx(measured_ms * MS, rel=0.02)
+    assert 1.0 <= fitted.effective_cores <= 2 and fitted.parallel_extra_s >= 0
+    assert t(tuning.AS_WRITTEN, fitted) == pytest.approx(t(tuning.AS_WRITTEN, f), rel=0.02)  # as written unchanged
+
+
 # ---- the space --------------------------------------------------------------------------------------------
 
 def test_no_cache_after_a_random_map_nor_beyond_the_ram_budget():
@@ -95,6 +104,13 @@ def test_order_and_batch_size_change_only_with_consent():
     assert all(k.deterministic and k.batch_size is None for k in tuning.space(f) + tuning.tweaks(best, f))
     consented = tuning.tweaks(best, f, allow_nondeterministic=True, allow_batch_size=True)
     assert any(not k.deterministic for k in consented) and any(k.batch_size == 128 for k in consented)
+
+
+def test_the_neighbours_of_a_confirmed_best_are_the_next_widths_and_prefetch_toggled():
+    f = facts()
+    near = tuning.neighbours(tuning.Knobs(map_parallel=4, prefetch=AUTOTUNE), f)
+    assert {k.map_parallel for k in near} == {2, 8, 4} and any(k.prefetch is None for k in near)
+    assert all(k.cache is False for k in near)
 
 
 def test_vectorized_and_interleave_only_where_the_stages_give_them():
@@ -196,7 +212,6 @@ def test_bad_input_is_one_line_exit_2_and_keeps_what_was_measured(tmp_path):
     cases = [
         (("missing.py",), "tfperf tune: missing.py: no such file: missing.py"),
         (("broken.py",), "importing broken.py raised RuntimeError: the edit broke the file"),
-        (("opaque.py:opaque",), "scenario opaque is an opaque tfperf.dataset: the tuner cannot reach its map width"),
         (("opaque.py:on_opaque",), "scenario on_opaque is a model scenario on an opaque dataset"),
         (("tfperf.builtins.pipelines",), "holds several scenarios"),
         (("tfperf.builtins.pipelines:nope",), "has no scenario 'nope'"),
@@ -238,4 +253,20 @@ def test_a_model_is_tuned_through_its_own_training_step_then_its_loop(tmp_path):
     assert written["speedup"] < tuned["speedup"]  # the tuned input is nearer the bound than the input as written
     assert training["code"] in proc.stdout
     assert "Training" in (tmp_path / "results" / "m" / "report.html").read_text()
+    assert not _workers_left()
+
+
+@pytest.mark.slow
+def test_an_opaque_dataset_gets_its_options_tried_says_what_it_cannot_reach_and_never_a_frozen_shuffle(tmp_path):
+    (tmp_path / "opaque.py").write_text(
+        "import tensorflow as tf\nimport tfperf\n"
+        "opaque = tfperf.dataset('opaque', lambda: tf.data.Dataset.range(4096).shuffle(1024, seed=1)"
+        ".map(lambda x: tf.cast(x, tf.float32) * 2.0).batch(64))\n")
+    proc = _tune(tmp_path, "opaque.py", "--size", "smoke", "--run-id", "o")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answer = json.loads((tmp_path / "results" / "o" / "tune.json").read_text())
+    assert "inside the factory" in answer["not_in_space"][0] and "not tried: map width" in proc.stdout
+    assert any("ShuffleDataset" in n for n in answer["not_in_space"])  # a cache would freeze one order
+    assert "cache" not in answer["confirm"] and "as_given" in answer["confirm"] and len(answer["confirm"]) >= 8
+    assert answer["recommended"] is None or answer["recommended"]["snippet"].startswith("ds = your_factory()")
     assert not _workers_left()

@@ -172,6 +172,23 @@ def tweaks(best: Knobs, f: Facts, allow_nondeterministic: bool = False,
     return out
 
 
+def neighbours(best: Knobs, f: Facts) -> list[Knobs]:
+    """The confirmed best's neighbours along what the model predicts least well: the next map width up and down,
+    the widest (on 2 cores, a CPU-bound map measured faster at width 4 or 8 than at 2, which no count of cores
+    predicts), and prefetch toggled. Measured, never predicted."""
+    ws = widths(f.cores)
+    out = []
+    if best.map_parallel in ws:
+        i = ws.index(best.map_parallel)
+        out += [dataclasses.replace(best, map_parallel=ws[j]) for j in (i + 1, i - 1) if 0 <= j < len(ws)]
+    # and the widest: in 4 of 12 exhaustive sweeps here (docs/tune.md) width 8 won on 2 cores while width 2 lost
+    # to a sequential map, a shape no single measured point predicts
+    if not (best.cache and f.after_s == 0):
+        out.append(dataclasses.replace(best, map_parallel=ws[-1]))
+    out.append(dataclasses.replace(best, prefetch=None if best.prefetch is not None else AUTOTUNE))
+    return list(dict.fromkeys(k for k in out if k != best))
+
+
 @dataclass(frozen=True)
 class Prediction:
     seconds_per_batch: float
@@ -222,6 +239,38 @@ def predict(k: Knobs, f: Facts) -> Prediction:
             candidates = {"consumer": producer + f.consumer_s, "cpu": floor}
     limit = max(candidates, key=lambda key: candidates[key])
     return Prediction(candidates[limit], limit)
+
+
+def calibrate(f: Facts, parallel_s: float) -> Facts:
+    """Fit the two figures of the model a parallel map depends on, the effective cores and the hand-over, to what
+    this pipeline measured with its map at a width of the core count (no prefetch): the effective cores first
+    (bisection between the cores' worth the pipeline as written already used and the core count, with no
+    hand-over), and where even the lowest predicts faster than measured, the lowest and the hand-over that makes
+    up the rest. The probe's proxies (a matrix-product map, an identity map) are the
+    starting point only: on 2 vCPUs a resize, a random flip beside a training step, a tokenizer each scale
+    differently."""
+    at = Knobs(map_parallel=f.cores)
+    if parallel_s <= 0:
+        return f
+
+    def predicted(eff: float, extra: float) -> float:
+        return predict(at, dataclasses.replace(f, effective_cores=eff, parallel_extra_s=extra)).seconds_per_batch
+    hi = float(max(1, f.cores))
+    # the pipeline as written already got this many cores' worth (its ops' own intra-op threads): no fewer
+    used = (f.source_s + f.map_cpu + f.after_s + f.batch_s + f.consumer_cpu) / f.written_s if f.written_s else 1.0
+    lo = min(max(1.0, used), hi)
+    if predicted(hi, 0.0) >= parallel_s:  # faster than the cores predict with no hand-over: the cores, no hand-over
+        return dataclasses.replace(f, effective_cores=hi, parallel_extra_s=0.0)
+    if predicted(lo, 0.0) <= parallel_s:  # slower than that predicts: those cores, and a hand-over for the rest
+        extra_lo, extra_hi = 0.0, parallel_s
+        for _ in range(40):
+            mid = (extra_lo + extra_hi) / 2
+            extra_lo, extra_hi = (mid, extra_hi) if predicted(lo, mid) < parallel_s else (extra_lo, mid)
+        return dataclasses.replace(f, effective_cores=lo, parallel_extra_s=extra_lo)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if predicted(mid, 0.0) < parallel_s else (mid, hi)
+    return dataclasses.replace(f, effective_cores=(lo + hi) / 2, parallel_extra_s=0.0)
 
 
 def rank(cands: list[Knobs], f: Facts) -> list[tuple[Knobs, Prediction]]:

@@ -9,8 +9,9 @@ proved by paired measurement.
    shortlist beside the pipeline as written, the guide's advice (AUTOTUNE map and prefetch) and the bound, in one
    block: paired, interleaved rounds in worker processes, the suite's intervals.
 4. While the budget lasts and the best confirmed is not within the resolution of the bound, a second
-   confirmation measures the tweaks the model cannot predict (thread pool, intra-op threads; the order guarantee
-   and a larger batch with consent) on the confirmed best, and the next shortlisted candidates.
+   confirmation measures, around the confirmed best, what the model cannot predict: the tweaks (thread pool,
+   intra-op threads; the order guarantee and a larger batch with consent), its neighbours (the next map width up
+   and down, prefetch toggled), and the next shortlisted candidate.
 5. ``tune.json``, ``report.html`` (the tune page) and the snippet to paste, all in ``results/<tune-id>/``.
 
 Bad input (a SPEC that does not load, a scenario the tuner cannot change, a budget too small to confirm
@@ -160,9 +161,7 @@ def _pick(target: str) -> tuple[str, Any]:
     if isinstance(sc, ModelScenario):
         return spec, sc
     if isinstance(sc, DatasetScenario):
-        raise TuneError(f"scenario {sc.name} is an opaque tfperf.dataset: the tuner cannot reach its map width, "
-                        "prefetch, cache or batching (they are inside the factory); its tf.data.Options and appended "
-                        "stages are what `tfperf run` measures. Declare it with tfperf.pipeline(Stages(...)) to tune")
+        return spec, sc
     if not isinstance(sc, StagesScenario):
         raise TuneError(f"scenario {sc.name} is a {sc.kind} scenario; tfperf tune tunes stages pipelines "
                         "(tfperf.pipeline)")
@@ -313,8 +312,13 @@ def run(argv: list[str], prog: str = "tfperf") -> int:
                               "budget_s": budget, "ram_budget_bytes": ram, "cores": os.cpu_count(),
                               "allow_nondeterministic": args.allow_nondeterministic,
                               "allow_batch_size": args.allow_batch_size, "phases": []}
+    from tfperf.api.pipelines import DatasetScenario
+
     with PeakRSS() as rss:
-        code = _tune(args, spec, sc, size, folder, budget, ram, answer, started)
+        if isinstance(sc, DatasetScenario):
+            code = _tune_dataset(spec, sc, size, folder, budget, answer, started)
+        else:
+            code = _tune(args, spec, sc, size, folder, budget, ram, answer, started)
     answer["peak_rss_bytes"] = rss.peak
     answer["wall_s"] = time.perf_counter() - started
     _write(folder, answer)
@@ -417,9 +421,11 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
             answer["stopped"] = f"{best} is within the resolution of the compute-only bound"
             break
         if i == 1 and best:
-            rest = [k for k, _ in tuning.shortlist([c for c in cands if c.name() not in chosen], facts, 2)]
+            nearby = [k for k in tuning.neighbours(chosen[best], facts) if k.name() not in chosen]
+            rest = [k for k, _ in tuning.shortlist([c for c in cands if c.name() not in chosen and c not in nearby],
+                                                   facts, 1)]
             rounds.append(tuning.tweaks(chosen[best], facts, args.allow_nondeterministic, args.allow_batch_size)
-                          + rest)
+                          + nearby + rest)
     # the answer: the fastest candidate of the last confirmation that held one, against that run's partners
     last = max((int(k.split("-")[1]) for e in confirmed.values() for k in e), default=0)
     final = {n: e[f"confirm-{last}"] for n, e in confirmed.items() if f"confirm-{last}" in e}
@@ -436,6 +442,86 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
     answer["model_check"] = _model_check(final, chosen, facts)
     if model is not None:
         return _train(spec, model, best, k, size, folder, budget, answer, started)
+    return 0
+
+
+UNREACHABLE = ("map width, prefetch and cache placement inside the pipeline, vectorized map, interleave and batching: "
+               "they are inside the factory of an opaque tfperf.dataset (declare it with tfperf.pipeline(Stages(...)) "
+               "to tune them)")
+
+
+def _tune_dataset(spec: str, sc: Any, size: Any, folder: Path, budget: float, answer: dict[str, Any],
+                  started: float) -> int:
+    """An opaque dataset: only tf.data.Options and appended stages can change. No model (its stages cannot be
+    told apart): the slowest iterator named from a trace, then the dataset matrix measured in one block, without
+    an appended cache where the dataset holds random ops or Python."""
+    from tfperf.analysis.diagnosis import slowest_stage, stage_type
+    from tfperf.api.pipelines import DatasetVariant
+    from tfperf.results import traces
+    from tfperf.runtime.datasets import DatasetData
+    from tfperf.runtime.pipelines import PipelineRun
+    from tfperf.runtime.profiling import capture
+    from tfperf.runtime.tune_probe import source_opacity
+
+    answer["not_in_space"] = [UNREACHABLE]
+    t0 = time.perf_counter()
+    try:
+        data = DatasetData(sc)
+        opaque = source_opacity(data._given(size))
+        shot = capture(PipelineRun(data, DatasetVariant(name="as_given"), size), folder / "traces" / "as_written",
+                       max(size.profile_steps, 8))
+        slowest = slowest_stage(traces.iterator_self_ms(shot.xplane))
+    except Exception as exc:  # noqa: BLE001 - the user's dataset failing is one line
+        from tfperf.api.base import first_line
+        answer["error"] = f"probing {sc.name} failed: {first_line(exc)}"
+        print(f"tfperf tune: {answer['error']}", file=sys.stderr)
+        return 2
+    answer["phases"].append({"phase": "probe", "seconds": time.perf_counter() - t0})
+    answer["bottleneck"] = {"stage": stage_type(slowest[0]) if slowest else "-",
+                            "why": f"the iterator with the most self time in the trace ({slowest[1]:.1f} ms of the "
+                                   f"window, {slowest[0]})" if slowest else "no iterator time in the trace"}
+    skip = ["cache"] if opaque else []
+    if opaque:
+        answer["not_in_space"].append(f"an appended cache: the dataset holds {', '.join(opaque[:3])}, which a cache "
+                                      "would freeze for every epoch")
+    names = [v.name for v in sc.variants if v.name not in skip]
+    t1 = time.perf_counter()
+    try:
+        from tfperf.cli import run_suite
+
+        expr = " or ".join(f"{sc.name}/{n}]" for n in names)
+        rc = run_suite([spec, "-k", expr, "--size", size.name, "--results", str(folder), "--run-id", "confirm-1",
+                        "--no-profile", "--no-report", "-q"])
+        if not (folder / "confirm-1" / "benchmarks.json").is_file():
+            raise TuneError(f"the confirmation run wrote no results (pytest exit {rc})")
+        got = _read(folder / "confirm-1", sc.name, (("as_given", "vs_as_written"),))
+    except (TuneError, ReportError) as exc:
+        answer["error"] = str(exc)
+        print(f"tfperf tune: {exc}", file=sys.stderr)
+        return 2
+    answer["phases"].append({"phase": "confirm-1", "seconds": time.perf_counter() - t1, "candidates": names})
+    for entry in got.values():
+        entry["confirmation"] = 1
+    answer["confirm"] = {n: {"confirm-1": e} for n, e in got.items()}
+    ok = [(e["vs_as_written"]["speedup"], n) for n, e in got.items()
+          if "vs_as_written" in e and not e["unstable"] and e["vs_as_written"]["lo"] > 1]
+    if not ok:
+        answer["recommended"] = None
+        answer["verdict"] = "no option or appended stage measured faster than the dataset as given"
+        return 0
+    best = max(ok)[1]
+    v = sc.variant(best)
+    lines = ["ds = your_factory()"]
+    if v.append_cache:
+        lines.append("ds = ds.cache()")
+    if v.append_prefetch:
+        lines.append("ds = ds.prefetch(tf.data.AUTOTUNE)")
+    if v.options:
+        lines.append("options = tf.data.Options()")
+        lines += [f"options.{key} = {value!r}" for key, value in v.options]
+        lines.append("ds = ds.with_options(options)")
+    answer["recommended"] = {"name": best, "knobs": v.knobs(), "snippet": "\n".join(lines), "measured": got[best],
+                             "as_written": got.get("as_given"), "confirmation": 1}
     return 0
 
 
@@ -527,6 +613,7 @@ def _summary(answer: dict[str, Any]) -> str:
     rec = answer.get("recommended")
     lines = [f"== tfperf tune: {answer['scenario']} ({answer['size']})",
              f"bottleneck as written: {answer['bottleneck']['stage']}: {answer['bottleneck']['why']}"]
+    lines += [f"not tried: {n}" for n in answer.get("not_in_space") or []]
     if not rec:
         lines.append(answer.get("verdict", "nothing recommended"))
         return "\n".join(lines)

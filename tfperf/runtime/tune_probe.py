@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfperf.analysis.tuning import CACHE_HEADROOM, Facts
+from tfperf.analysis.tuning import CACHE_HEADROOM, Facts, calibrate
 from tfperf.api.base import Size
 from tfperf.api.pipelines import PipelineVariant, StagesScenario
 from tfperf.results import traces
@@ -220,11 +220,15 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
     effective = _effective_cores(cores)
     files = len(data._files(st, size)) if st.files is not None else 0
 
+    # the map at a width of the core count, no prefetch: what the model's two parallel figures are fitted to
+    par_s, _ = _timed(PipelineRun(data, PipelineVariant(name="parallel", map_parallel=cores), size), batches)
     facts = Facts(cores=cores, batch_size=batch, examples=examples, source_s=source_s, map_s=map_s, map_cpu=map_cpu,
                   after_s=after_s, batch_s=batch_s, consumer_s=b_s, consumer_cpu=b_cpu, vector_s=vector_s,
                   vector_cpu=vector_cpu, cache_read_s=cache_read_s, element_bytes=element_bytes, random_in_map=randoms,
                   files=files, parallel_extra_s=parallel_extra_s, effective_cores=effective, written_s=w_s, bound_s=b_s, ram_budget=ram_budget,
                   stages_ms={k: round(v, 3) for k, v in stages_ms.items()})
-    extra = {"trace": str(shot.xplane), "iterator_self_ms": self_ms, "profile_steps": shot.steps_marked,
+    proxies = {"effective_cores": facts.effective_cores, "parallel_extra_s": facts.parallel_extra_s}
+    facts = calibrate(facts, par_s)
+    extra = {"proxies": proxies, "parallel_s": par_s, "trace": str(shot.xplane), "iterator_self_ms": self_ms, "profile_steps": shot.steps_marked,
              "written_cpu_per_batch_s": w_cpu, "bound_cpu_per_batch_s": b_cpu, "batches_per_pass": batches}
     return facts, extra
