@@ -270,3 +270,25 @@ def test_an_opaque_dataset_gets_its_options_tried_says_what_it_cannot_reach_and_
     assert "cache" not in answer["confirm"] and "as_given" in answer["confirm"] and len(answer["confirm"]) >= 8
     assert answer["recommended"] is None or answer["recommended"]["snippet"].startswith("ds = your_factory()")
     assert not _workers_left()
+
+
+def test_the_evaluation_pipelines_load_and_its_table_sums_up():
+    import importlib.util
+
+    proc = subprocess.run([sys.executable, "-m", "tfperf", "list", "scripts/tune_pipelines.py"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    for name in ("generator", "jitter", "shuffled", "bigcache", "cheap", "text", "train"):
+        assert f"\n{name} (pipeline" in "\n" + proc.stdout
+    spec = importlib.util.spec_from_file_location("tune_eval", REPO / "scripts" / "tune_eval.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    row = {"pipeline": "jitter", "space": 18, "sweep_best": "a", "tuned": "b", "tuned_vs_best": (0.9, 0.8, 1.0, 0.1),
+           "tuned_vs_guide": (2.0, 1.8, 2.2, 0.0), "best_vs_guide": (2.2, 2.0, 2.4, 0.0), "tune_s": 30.0,
+           "sweep_s": 60.0, "bottleneck_named": "map", "bottleneck_sweep": "map", "bottleneck_agrees": True,
+           "tuned_vs_bound": (0.5, 0.4, 0.6, 0.0), "best_vs_bound": (0.5, 0.4, 0.6, 0.0)}
+    text = ev.table([row, {**row, "pipeline": "light", "tuned_vs_best": (1.0, 0.9, 1.1, 0.5)}])
+    assert "tuned/best: median 0.95, worst 0.90" in text and "pathological ones: median 2.00" in text
+    assert "bottleneck agrees 2 of 2" in text
+    k = ev.knobs_of({"map_parallel": 8, "prefetch": -1, "options": [["threading.private_threadpool_size", 2]]})
+    assert k.name() == "map_8-pre_auto-private_threadpool_size_2"

@@ -179,7 +179,7 @@ def _knobs(k: tuning.Knobs) -> dict[str, Any]:
 
 def _confirm(block: str, size: str, root: Path, run_id: str) -> Path:
     """One confirmation run of a tune SPEC through the suite; the run folder."""
-    from tfperf.cli import run_suite
+    from tfperf.measure.launch import run_suite
 
     rc = run_suite([block, "--size", size, "--results", str(root), "--run-id", run_id, "--no-profile",
                     "--no-report", "-q"])
@@ -227,7 +227,7 @@ def _read(run_dir: Path, scenario: str,
 def _within_bound(entry: dict[str, Any]) -> bool:
     """Not resolved slower than the bound: its interval against the bound reaches 1 (or goes above it)."""
     b = entry.get("vs_bound")
-    return bool(b) and not math.isnan(b["hi"]) and b["hi"] >= 1.0
+    return b is not None and not math.isnan(b["hi"]) and b["hi"] >= 1.0
 
 
 def snippet(sc: Any, st: Any, k: tuning.Knobs) -> str:
@@ -340,7 +340,11 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
     answer["pipeline"] = pipe.name
     t0 = time.perf_counter()
     try:
-        facts, extra = probe(pipe, size, folder / "traces" / "as_written", ram, size.profile_steps)
+        figures, extra = probe(pipe, size, folder / "traces" / "as_written", ram / tuning.CACHE_HEADROOM,
+                               size.profile_steps)
+        proxies = tuning.Facts(**figures, ram_budget=ram)
+        facts = tuning.calibrate(proxies, extra["parallel_s"])
+        extra["proxies"] = {"effective_cores": proxies.effective_cores, "parallel_extra_s": proxies.parallel_extra_s}
     except Exception as exc:  # noqa: BLE001 - the user's stages failing is one line
         from tfperf.api.base import first_line
         answer["error"] = f"probing {sc.name} failed: {first_line(exc)}"
@@ -487,7 +491,7 @@ def _tune_dataset(spec: str, sc: Any, size: Any, folder: Path, budget: float, an
     names = [v.name for v in sc.variants if v.name not in skip]
     t1 = time.perf_counter()
     try:
-        from tfperf.cli import run_suite
+        from tfperf.measure.launch import run_suite
 
         expr = " or ".join(f"{sc.name}/{n}]" for n in names)
         rc = run_suite([spec, "-k", expr, "--size", size.name, "--results", str(folder), "--run-id", "confirm-1",
@@ -525,7 +529,7 @@ def _tune_dataset(spec: str, sc: Any, size: Any, folder: Path, budget: float, an
     return 0
 
 
-TRAINING = (("fit-as_written", {"input_variant": tune_api.AS_WRITTEN}),
+TRAINING: tuple[tuple[str, dict[str, Any]], ...] = (("fit-as_written", {"input_variant": tune_api.AS_WRITTEN}),
             ("fit-guide", {"input_variant": tune_api.GUIDE}),
             ("fit-tuned", {}),
             ("fit-tuned-spe", {"steps_per_execution": 10}),

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfperf.analysis.tuning import CACHE_HEADROOM, Facts, calibrate
 from tfperf.api.base import Size
 from tfperf.api.pipelines import PipelineVariant, StagesScenario
 from tfperf.results import traces
@@ -40,7 +39,8 @@ def _timed(run: PipelineRun, batches: int, min_s: float = 0.4, most: int = 15) -
     untimed pass that fills what a pass fills."""
     run.run_pass()
     run.after_round(0.0, 0)
-    walls, cpus = [], []
+    walls: list[float] = []
+    cpus: list[float] = []
     spent = 0.0
     while len(walls) < 3 or (spent < min_s and len(walls) < most):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -145,9 +145,12 @@ def _stage_of(name: str, has_after: bool) -> str:
     return "batch"
 
 
-def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
-          profile_steps: int = 20) -> tuple[Facts, dict[str, Any]]:
-    """The facts of `scenario` at `size`, and what else the tuner reports (the trace, the measured figures)."""
+def probe(scenario: StagesScenario, size: Size, logdir: Path, cache_bytes_allowed: float,
+          profile_steps: int = 20) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The measured figures of `scenario` at `size`, by the names of :class:`tfperf.analysis.tuning.Facts` (the
+    tuner makes the model's facts of them), and what else the tuner reports (the trace, the time of the pipeline
+    with its map at the core count, which the model is fitted to). A cache is timed only where
+    `cache_bytes_allowed` holds the cached elements."""
     data = StagesData(scenario)
     st = data.stages_at(size)
     written = PipelineVariant(name="as_written")
@@ -211,7 +214,7 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
     except Exception:  # noqa: BLE001 - a source whose graph cannot be read: never cached
         randoms += ("the source's graph could not be read",)
     cache_read_s = 0.0
-    if not randoms and element_bytes * examples * CACHE_HEADROOM <= ram_budget:
+    if not randoms and element_bytes * examples <= cache_bytes_allowed:
         # the cache candidate itself, timed after the pass that fills it: what is left of a batch beyond the
         # consumer, the after-cache stage and batching is reading the cache
         c_s, _ = _timed(PipelineRun(data, PipelineVariant(name="cache", cache=True), size), batches)
@@ -222,13 +225,12 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, ram_budget: int,
 
     # the map at a width of the core count, no prefetch: what the model's two parallel figures are fitted to
     par_s, _ = _timed(PipelineRun(data, PipelineVariant(name="parallel", map_parallel=cores), size), batches)
-    facts = Facts(cores=cores, batch_size=batch, examples=examples, source_s=source_s, map_s=map_s, map_cpu=map_cpu,
-                  after_s=after_s, batch_s=batch_s, consumer_s=b_s, consumer_cpu=b_cpu, vector_s=vector_s,
-                  vector_cpu=vector_cpu, cache_read_s=cache_read_s, element_bytes=element_bytes, random_in_map=randoms,
-                  files=files, parallel_extra_s=parallel_extra_s, effective_cores=effective, written_s=w_s, bound_s=b_s, ram_budget=ram_budget,
-                  stages_ms={k: round(v, 3) for k, v in stages_ms.items()})
-    proxies = {"effective_cores": facts.effective_cores, "parallel_extra_s": facts.parallel_extra_s}
-    facts = calibrate(facts, par_s)
-    extra = {"proxies": proxies, "parallel_s": par_s, "trace": str(shot.xplane), "iterator_self_ms": self_ms, "profile_steps": shot.steps_marked,
-             "written_cpu_per_batch_s": w_cpu, "bound_cpu_per_batch_s": b_cpu, "batches_per_pass": batches}
+    facts = dict(cores=cores, batch_size=batch, examples=examples, source_s=source_s, map_s=map_s, map_cpu=map_cpu,
+                 after_s=after_s, batch_s=batch_s, consumer_s=b_s, consumer_cpu=b_cpu, vector_s=vector_s,
+                 vector_cpu=vector_cpu, cache_read_s=cache_read_s, element_bytes=element_bytes, random_in_map=randoms,
+                 files=files, parallel_extra_s=parallel_extra_s, effective_cores=effective, written_s=w_s,
+                 bound_s=b_s, stages_ms={k: round(v, 3) for k, v in stages_ms.items()})
+    extra = {"parallel_s": par_s, "trace": str(shot.xplane), "iterator_self_ms": self_ms,
+             "profile_steps": shot.steps_marked, "written_cpu_per_batch_s": w_cpu, "bound_cpu_per_batch_s": b_cpu,
+             "batches_per_pass": batches}
     return facts, extra
