@@ -213,7 +213,7 @@ def test_the_ab_command_is_documented_in_the_readme():
 
 
 def test_tfperf_run_takes_specs_and_short_options():
-    from tfperf.cli import run_arguments
+    from tfperf.measure.launch import run_arguments
 
     assert run_arguments(["my_bench.py", "--size", "smoke", "-k", "naive", "pkg.mod:X", "--no-profile",
                           "--tfperf-ab", "a.py", "b.py", "--rounds=4", "-q"]) == [

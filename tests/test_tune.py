@@ -174,6 +174,12 @@ def test_the_bound_is_the_first_batch_repeated_as_often_as_a_pass_has_batches(sm
 
 # ---- the command ------------------------------------------------------------------------------------------
 
+def _opaque(tmp_path, dataset: str, more: str = "") -> None:
+    """opaque.py: a tfperf.dataset of `dataset` (an expression), and `more` lines."""
+    (tmp_path / "opaque.py").write_text(f"import tensorflow as tf\nimport tfperf\n"
+                                        f"opaque = tfperf.dataset('opaque', lambda: {dataset})\n{more}\n")
+
+
 def _tune(tmp_path, *args):
     return subprocess.run([sys.executable, "-m", "tfperf", "tune", *args, "--results", str(tmp_path / "results")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -204,10 +210,7 @@ def test_tune_finds_proves_and_prints_a_configuration(tmp_path):
 
 @pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_keeps_what_was_measured(tmp_path):
-    (tmp_path / "opaque.py").write_text(
-        "import tensorflow as tf\nimport tfperf\n"
-        "opaque = tfperf.dataset('opaque', lambda: tf.data.Dataset.range(64).batch(8))\n"
-        "on_opaque = tfperf.model('on_opaque', lambda: None, opaque)\n")
+    _opaque(tmp_path, "tf.data.Dataset.range(64).batch(8)", "on_opaque = tfperf.model('on_opaque', lambda: None, opaque)")
     (tmp_path / "broken.py").write_text("raise RuntimeError('the edit broke the file')\n")
     cases = [
         (("missing.py",), "tfperf tune: missing.py: no such file: missing.py"),
@@ -258,10 +261,8 @@ def test_a_model_is_tuned_through_its_own_training_step_then_its_loop(tmp_path):
 
 @pytest.mark.slow
 def test_an_opaque_dataset_gets_its_options_tried_says_what_it_cannot_reach_and_never_a_frozen_shuffle(tmp_path):
-    (tmp_path / "opaque.py").write_text(
-        "import tensorflow as tf\nimport tfperf\n"
-        "opaque = tfperf.dataset('opaque', lambda: tf.data.Dataset.range(4096).shuffle(1024, seed=1)"
-        ".map(lambda x: tf.cast(x, tf.float32) * 2.0).batch(64))\n")
+    _opaque(tmp_path, "tf.data.Dataset.range(4096).shuffle(1024, seed=1).map(lambda x: tf.cast(x, tf.float32) * 2.0)"
+                      ".batch(64)")
     proc = _tune(tmp_path, "opaque.py", "--size", "smoke", "--run-id", "o")
     assert proc.returncode == 0, proc.stderr[-2000:]
     answer = json.loads((tmp_path / "results" / "o" / "tune.json").read_text())

@@ -59,16 +59,20 @@ def _parallel_extra(batch: int, cores: int) -> float:
     its threads, its buffer and their synchronization (measured; on 2 cores it can exceed a cheap map's work)."""
     def drained(parallel: int | None) -> float:
         ds = tf.data.Dataset.range(batch * 64).map(lambda x: x, num_parallel_calls=parallel).batch(batch)
-        ds = ds.with_options(dataset_options(False)[0])
-        drain = tf.function(lambda: ds.reduce(np.int64(0), lambda a, _: a + 1))
-        drain()
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            drain()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times) / 64
+        return statistics.median(_drains(ds.with_options(dataset_options(False)[0]), 5)) / 64
     return max(drained(cores) - drained(None), 0.0)
+
+
+def _drains(ds: tf.data.Dataset, times: int) -> list[float]:
+    """Seconds of `times` drains of `ds` inside the runtime, after one untimed drain."""
+    drain = tf.function(lambda: ds.reduce(np.int64(0), lambda a, _: a + 1))
+    drain()
+    out = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        drain()
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def _effective_cores(cores: int) -> float:
@@ -86,15 +90,7 @@ def _effective_cores(cores: int) -> float:
     def drained(parallel: int | None) -> float:
         options = dataset_options(False)[0]
         options.threading.max_intra_op_parallelism = 1
-        ds = tf.data.Dataset.range(256).map(work, num_parallel_calls=parallel).with_options(options)
-        drain = tf.function(lambda: ds.reduce(0.0, lambda acc, v: acc + v))
-        drain()
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            drain()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+        return min(_drains(tf.data.Dataset.range(256).map(work, num_parallel_calls=parallel).with_options(options), 3))
     return float(min(max(drained(None) / drained(cores), 1.0), cores))
 
 
@@ -171,17 +167,8 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, cache_bytes_allowe
         split = split.map(st.after_cache)
     split = split.batch(batch).with_options(dataset_options(False)[0])
 
-    class _Split(PipelineRun):
-        def profile(self, steps: int, mark: Any) -> int:
-            it = iter(split.repeat())
-            for i in range(steps):
-                with mark(i):
-                    got = next(it)
-                    if st.consumer is not None:
-                        st.consumer(got)
-            return steps
-
-    runnable = _Split(data, written, size)
+    runnable = PipelineRun(data, written, size)
+    runnable.dataset = split  # profiled batch by batch through the consumer, as any pipeline variant is
     shot = capture(runnable, logdir, max(profile_steps, 8))
     self_ms = traces.iterator_self_ms(shot.xplane)
     stages_ms = {"source": 0.0, "map": 0.0, "after": 0.0, "batch": 0.0}
