@@ -59,7 +59,8 @@ def format_html(answer: dict[str, Any]) -> str:
                 d = e.get(key)
                 return f"{_x(d['speedup'])} [{_x(d.get('lo'))}, {_x(d.get('hi'))}]" if d else "-"
             o = _overhead(e)
-            p = predicted.get(name, {}).get("seconds_per_batch")
+            alias = {"as_written": "map_seq-pre_none", "guide": "map_auto-pre_auto"}.get(name, name)
+            p = predicted.get(alias, {}).get("seconds_per_batch")
             c = check.get(name) if rec and run == f"confirm-{rec.get('confirmation')}" else None
             rows.append({"css": "best" if rec and name == rec["name"] else "",
                          "cells": [run, name, f"{e['us_per_example']:.2f}", iv("vs_as_written"), iv("vs_guide"),
