@@ -14,10 +14,11 @@ batch is the largest of:
 - the chain that runs on one thread: the source and batching (a parallel map reads its input under one lock),
   and the map too when it is sequential;
 - the map's wall time over its width (the elements in flight), but no less than its CPU over the cores; a
-  parallel map also pays a hand-over per batch (measured on a map that does nothing) on the reading side;
+  parallel map also pays a hand-over per batch on the reading side;
 - the consumer, when a prefetch lets it run beside the producer; without one, consumer and producer add up;
 - all the CPU the candidate needs per batch over the cores (the roofline), counting the cores' worth parallel
-  threads really get here (measured: two vCPUs of a cloud VM are often two hyperthreads of one core).
+  threads really get here (fitted, :func:`calibrate`: two vCPUs of a cloud VM are often two hyperthreads of one
+  core).
 
 A cache (only where the map has no random op and the cached elements fit the RAM budget) replaces source and
 map by a read of the cache, measured. AUTOTUNE's width is taken as the core count: tf.data's autotuned parallel
@@ -61,8 +62,8 @@ class Facts:
     element_bytes: float = 0.0  # one element after the map (what a cache holds)
     random_in_map: tuple[str, ...] = ()  # random ops in the map: no cache after it
     files: int = 0  # files read (0: a source dataset)
-    parallel_extra_s: float = 0.0  # a parallel map's hand-over beyond a sequential one's, per batch (measured)
-    effective_cores: float = 0.0  # cores' worth of CPU-bound work parallel threads get here (measured; 0: cores)
+    parallel_extra_s: float = 0.0  # a parallel map's hand-over beyond a sequential one's, per batch (fitted)
+    effective_cores: float = 0.0  # cores' worth of CPU-bound work parallel threads get here (fitted; 0: cores)
     written_s: float = 0.0  # measured: the pipeline as written, per batch, untraced
     bound_s: float = 0.0  # measured: the compute-only bound, per batch
     ram_budget: int = 0
@@ -246,9 +247,8 @@ def calibrate(f: Facts, parallel_s: float) -> Facts:
     this pipeline measured with its map at a width of the core count (no prefetch): the effective cores first
     (bisection between the cores' worth the pipeline as written already used and the core count, with no
     hand-over), and where even the lowest predicts faster than measured, the lowest and the hand-over that makes
-    up the rest. The probe's proxies (a matrix-product map, an identity map) are the
-    starting point only: on 2 vCPUs a resize, a random flip beside a training step, a tokenizer each scale
-    differently."""
+    up the rest. Fitted per pipeline, not taken from a proxy: on 2 vCPUs a resize, a random flip beside a training
+    step, a tokenizer each scale differently (docs/tune.md)."""
     at = Knobs(map_parallel=f.cores)
     if parallel_s <= 0:
         return f

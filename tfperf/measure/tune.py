@@ -37,7 +37,7 @@ import numpy as np
 
 from tfperf.analysis import stats, tuning
 from tfperf.api import tune as tune_api
-from tfperf.api.base import AUTOTUNE, SIZES, describe_callable
+from tfperf.api.base import AUTOTUNE, SIZES, ScenarioError, describe_callable
 from tfperf.results.store import ReportError, atomic_write, load_run
 
 START_S = 25.0  # a confirmation run's fixed cost beyond its rounds (pytest, worker processes importing TensorFlow)
@@ -140,7 +140,7 @@ def _pick(target: str) -> tuple[str, Any]:
             found = registry.resolve(spec)
             break
         except Exception as exc:  # noqa: BLE001 - the SPEC's own error is the line the user reads
-            last_error = str(exc) if exc.__class__.__name__ == "ScenarioError" else f"{type(exc).__name__}: {exc}"
+            last_error = str(exc) if isinstance(exc, ScenarioError) else f"{type(exc).__name__}: {exc}"
             found = None
     if found is None:
         raise TuneError(f"{target}: {last_error}")
@@ -158,11 +158,7 @@ def _pick(target: str) -> tuple[str, Any]:
         raise TuneError(f"scenario {sc.name} is a model scenario on an opaque dataset: the tuner cannot reach its map "
                         "width, prefetch, cache or batching (they are inside the factory). Declare its data with "
                         "tfperf.pipeline(Stages(...)) to tune")
-    if isinstance(sc, ModelScenario):
-        return spec, sc
-    if isinstance(sc, DatasetScenario):
-        return spec, sc
-    if not isinstance(sc, StagesScenario):
+    if not isinstance(sc, ModelScenario | DatasetScenario | StagesScenario):
         raise TuneError(f"scenario {sc.name} is a {sc.kind} scenario; tfperf tune tunes stages pipelines "
                         "(tfperf.pipeline)")
     return spec, sc
@@ -342,14 +338,9 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
     try:
         figures, extra = probe(pipe, size, folder / "traces" / "as_written", ram / tuning.CACHE_HEADROOM,
                                size.profile_steps)
-        proxies = tuning.Facts(**figures, ram_budget=ram)
-        facts = tuning.calibrate(proxies, extra["parallel_s"])
-        extra["proxies"] = {"effective_cores": proxies.effective_cores, "parallel_extra_s": proxies.parallel_extra_s}
+        facts = tuning.calibrate(tuning.Facts(**figures, ram_budget=ram), extra["parallel_s"])
     except Exception as exc:  # noqa: BLE001 - the user's stages failing is one line
-        from tfperf.api.base import first_line
-        answer["error"] = f"probing {sc.name} failed: {first_line(exc)}"
-        print(f"tfperf tune: {answer['error']}", file=sys.stderr)
-        return 2
+        return _probe_failed(answer, sc.name, exc)
     st = StagesData(pipe).stages_at(size)
     answer["facts"] = {**dataclasses.asdict(facts), "cache_bytes": facts.cache_bytes}
     answer["probe"] = {**extra, "seconds": time.perf_counter() - t0}
@@ -365,12 +356,8 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
     cands = tuning.space(facts, args.allow_nondeterministic)
     ranked = tuning.rank(cands, facts)
     answer["space"] = len(cands)
-    answer["predicted"] = {k.name(): {"seconds_per_batch": p.seconds_per_batch, "limit": p.limit, "knobs": _knobs(k)}
-                           for k, p in ranked}
-    for k in (tuning.AS_WRITTEN, tuning.GUIDE):
-        p = tuning.predict(k, facts)
-        answer["predicted"][k.name()] = {"seconds_per_batch": p.seconds_per_batch, "limit": p.limit,
-                                         "knobs": _knobs(k)}
+    answer["predicted"] = {k.name(): _prediction(k, facts) for k in [*(k for k, _ in ranked), tuning.AS_WRITTEN,
+                                                                     tuning.GUIDE]}
     short = [k for k, _ in tuning.shortlist(cands, facts, args.shortlist)]
     names = {tuning.AS_WRITTEN.name(): tune_api.AS_WRITTEN, tuning.GUIDE.name(): tune_api.GUIDE}
     confirmed: dict[str, dict[str, Any]] = {}
@@ -413,9 +400,7 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
         for k in batch:
             chosen[k.name()] = k
             if k.name() not in answer["predicted"]:  # a tweak: predicted as the candidate without it
-                p = tuning.predict(k, facts)
-                answer["predicted"][k.name()] = {"seconds_per_batch": p.seconds_per_batch, "limit": p.limit,
-                                                 "knobs": _knobs(k), "tweak": True}
+                answer["predicted"][k.name()] = {**_prediction(k, facts), "tweak": True}
         for n, entry in got.items():
             entry["confirmation"] = i
             confirmed.setdefault(n, {})[f"confirm-{i}"] = entry
@@ -476,10 +461,7 @@ def _tune_dataset(spec: str, sc: Any, size: Any, folder: Path, budget: float, an
                        max(size.profile_steps, 8))
         slowest = slowest_stage(traces.iterator_self_ms(shot.xplane))
     except Exception as exc:  # noqa: BLE001 - the user's dataset failing is one line
-        from tfperf.api.base import first_line
-        answer["error"] = f"probing {sc.name} failed: {first_line(exc)}"
-        print(f"tfperf tune: {answer['error']}", file=sys.stderr)
-        return 2
+        return _probe_failed(answer, sc.name, exc)
     answer["phases"].append({"phase": "probe", "seconds": time.perf_counter() - t0})
     answer["bottleneck"] = {"stage": stage_type(slowest[0]) if slowest else "-",
                             "why": f"the iterator with the most self time in the trace ({slowest[1]:.1f} ms of the "
@@ -507,13 +489,11 @@ def _tune_dataset(spec: str, sc: Any, size: Any, folder: Path, budget: float, an
     for entry in got.values():
         entry["confirmation"] = 1
     answer["confirm"] = {n: {"confirm-1": e} for n, e in got.items()}
-    ok = [(e["vs_as_written"]["speedup"], n) for n, e in got.items()
-          if "vs_as_written" in e and not e["unstable"] and e["vs_as_written"]["lo"] > 1]
-    if not ok:
+    best = _fastest(got, names, resolved=True)
+    if best is None:
         answer["recommended"] = None
         answer["verdict"] = "no option or appended stage measured faster than the dataset as given"
         return 0
-    best = max(ok)[1]
     v = sc.variant(best)
     lines = ["ds = your_factory()"]
     if v.append_cache:
@@ -563,9 +543,7 @@ def _train(spec: str, model: Any, best: str, knobs: tuning.Knobs, size: Any, fol
             entry.pop("vs_bound", None)
     answer["phases"].append({"phase": "confirm-training", "seconds": time.perf_counter() - t1,
                              "candidates": [n for n, _ in cands]})
-    ok = [(e["vs_as_written"]["speedup"], n) for n, e in got.items()
-          if "vs_as_written" in e and not e["unstable"] and n != tune_api.BOUND_FIT]
-    top = max(ok)[1] if ok else None
+    top = _fastest(got, [n for n, _ in cands])
     chosen = dict(cands).get(top or "", {})
     compile_args = {"steps_per_execution": chosen.get("steps_per_execution", 1),
                     "jit_compile": bool(chosen.get("jit_compile"))}
@@ -586,9 +564,29 @@ def _train(spec: str, model: Any, best: str, knobs: tuning.Knobs, size: Any, fol
 
 def _best(got: dict[str, dict[str, Any]], chosen: dict[str, tuning.Knobs]) -> str | None:
     """The candidate with the largest measured speedup over the pipeline as written (stable rows only)."""
+    return _fastest(got, chosen)
+
+
+def _fastest(got: dict[str, dict[str, Any]], among: Any, resolved: bool = False) -> str | None:
+    """Of the variants `among`, the stable one with the largest measured speedup over the base of its block;
+    `resolved`: only one whose interval lies above 1. None when there is none."""
     ok = [(e["vs_as_written"]["speedup"], n) for n, e in got.items()
-          if n in chosen and "vs_as_written" in e and not e["unstable"]]
+          if n in among and "vs_as_written" in e and not e["unstable"] and (not resolved or e["vs_as_written"]["lo"] > 1)]
     return max(ok)[1] if ok else None
+
+
+def _prediction(k: tuning.Knobs, facts: tuning.Facts) -> dict[str, Any]:
+    p = tuning.predict(k, facts)
+    return {"seconds_per_batch": p.seconds_per_batch, "limit": p.limit, "knobs": _knobs(k)}
+
+
+def _probe_failed(answer: dict[str, Any], scenario: str, exc: Exception) -> int:
+    """The user's stages or dataset failed while probed: one line, kept in tune.json, exit 2."""
+    from tfperf.api.base import first_line
+
+    answer["error"] = f"probing {scenario} failed: {first_line(exc)}"
+    print(f"tfperf tune: {answer['error']}", file=sys.stderr)
+    return 2
 
 
 def _model_check(final: dict[str, dict[str, Any]], chosen: dict[str, tuning.Knobs],

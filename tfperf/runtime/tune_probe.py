@@ -1,5 +1,6 @@
 """What the tuner's model needs from one pipeline (``tfperf tune``), measured in this process before any candidate is
-confirmed: :func:`probe` returns :class:`tfperf.analysis.tuning.Facts`.
+confirmed: :func:`probe` returns the figures of :class:`tfperf.analysis.tuning.Facts` (the command makes the facts
+and fits them, :func:`tfperf.analysis.tuning.calibrate`).
 
 1. The pipeline as written (the stages, sequential, no prefetch, tf.data's rewrites off: the matrix's ``naive``)
    and its compute-only bound (its first batch cached and repeated, through the consumer), timed untraced, wall
@@ -11,13 +12,13 @@ confirmed: :func:`probe` returns :class:`tfperf.analysis.tuning.Facts`.
    shares of it give each stage's wall time. The producer's CPU time less the other stages' (taken as CPU-bound)
    is the map's: a map that waits (a remote read) shows as a map whose CPU is below its wall time.
 4. ``batch_map`` (when given) timed the same way, sequential; the size of one mapped element (what a cache
-   holds); a cache's read time per batch, timed on a cache of such elements; the random ops in the map.
+   holds); a cache's read time per batch, timed on the cache candidate itself; the random or opaque ops in the
+   map and the source; the pipeline with its map at a width of the core count (what the model is fitted to).
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -52,46 +53,6 @@ def _timed(run: PipelineRun, batches: int, min_s: float = 0.4, most: int = 15) -
         spent += t1 - t0
     i = int(np.argsort(walls)[len(walls) // 2])
     return walls[i] / batches, cpus[i] / batches
-
-
-def _parallel_extra(batch: int, cores: int) -> float:
-    """What a parallel map's hand-over costs per batch beyond a sequential map's, on a map that does nothing:
-    its threads, its buffer and their synchronization (measured; on 2 cores it can exceed a cheap map's work)."""
-    def drained(parallel: int | None) -> float:
-        ds = tf.data.Dataset.range(batch * 64).map(lambda x: x, num_parallel_calls=parallel).batch(batch)
-        return statistics.median(_drains(ds.with_options(dataset_options(False)[0]), 5)) / 64
-    return max(drained(cores) - drained(None), 0.0)
-
-
-def _drains(ds: tf.data.Dataset, times: int) -> list[float]:
-    """Seconds of `times` drains of `ds` inside the runtime, after one untimed drain."""
-    drain = tf.function(lambda: ds.reduce(np.int64(0), lambda a, _: a + 1))
-    drain()
-    out = []
-    for _ in range(times):
-        t0 = time.perf_counter()
-        drain()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def _effective_cores(cores: int) -> float:
-    """How many cores' worth of CPU-bound work a parallel map gets here: a map of single-threaded matrix products
-    (about 0.3 ms an element) timed sequential and at a width of the core count. Two vCPUs of a cloud VM are often
-    two hyperthreads of one core: measured, not assumed."""
-    a = tf.random.stateless_uniform([96, 96], seed=[1, 2])
-
-    def work(x):
-        m = a + tf.cast(x, tf.float32)
-        for _ in range(6):
-            m = tf.linalg.matmul(m, a) / 96.0
-        return tf.reduce_sum(m)
-
-    def drained(parallel: int | None) -> float:
-        options = dataset_options(False)[0]
-        options.threading.max_intra_op_parallelism = 1
-        return min(_drains(tf.data.Dataset.range(256).map(work, num_parallel_calls=parallel).with_options(options), 3))
-    return float(min(max(drained(None) / drained(cores), 1.0), cores))
 
 
 def _python_ops(fn: Any, spec: Any) -> list[str]:
@@ -206,8 +167,6 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, cache_bytes_allowe
         # consumer, the after-cache stage and batching is reading the cache
         c_s, _ = _timed(PipelineRun(data, PipelineVariant(name="cache", cache=True), size), batches)
         cache_read_s = max(c_s - b_s - after_s - batch_s, 0.0)
-    parallel_extra_s = _parallel_extra(batch, cores)
-    effective = _effective_cores(cores)
     files = len(data._files(st, size)) if st.files is not None else 0
 
     # the map at a width of the core count, no prefetch: what the model's two parallel figures are fitted to
@@ -215,7 +174,7 @@ def probe(scenario: StagesScenario, size: Size, logdir: Path, cache_bytes_allowe
     facts = dict(cores=cores, batch_size=batch, examples=examples, source_s=source_s, map_s=map_s, map_cpu=map_cpu,
                  after_s=after_s, batch_s=batch_s, consumer_s=b_s, consumer_cpu=b_cpu, vector_s=vector_s,
                  vector_cpu=vector_cpu, cache_read_s=cache_read_s, element_bytes=element_bytes, random_in_map=randoms,
-                 files=files, parallel_extra_s=parallel_extra_s, effective_cores=effective, written_s=w_s,
+                 files=files, written_s=w_s,
                  bound_s=b_s, stages_ms={k: round(v, 3) for k, v in stages_ms.items()})
     extra = {"parallel_s": par_s, "trace": str(shot.xplane), "iterator_self_ms": self_ms,
              "profile_steps": shot.steps_marked, "written_cpu_per_batch_s": w_cpu, "bound_cpu_per_batch_s": b_cpu,
