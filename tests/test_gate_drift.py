@@ -61,14 +61,16 @@ def test_everything_slower_is_flagged_with_one_run_a_side(tmp_path):
     """Every benchmark 20% slower: before, nothing was ever flagged (a block's own row and a lone benchmark were
     'not judged' with one run a side). Now a move beyond the 12% drift is judged. Measured over 200 pairs: the
     block flagged in 64% (25% slower: 80%), the lone benchmark in 41% (62%), some regression in 82%; never an
-    improvement. What is left is the run-to-run drift itself, which one run a side cannot take out."""
+    improvement. What is left is the run-to-run drift itself, which one run a side cannot take out. With the
+    comparison's false discovery control over its five rows (a false alarm in a fifth of same-code pairs of 85 rows
+    without it, docs/statistics.md): some regression in 33 of these 60 pairs, the block in 28."""
     every = {"naive": 1.2, "parallel_prefetch": 1.2, "vectorized": 1.2, "fit-best": 1.2}
     seen = blocks = 0
     for rows in _pairs(tmp_path, every, 2):
         blocks += rows.loc["light" + gate.BLOCK, "flag"] == "regression"
         seen += bool(rows["flag"].isin(["regression"]).any())
         assert not (rows["flag"] == "improvement").any()
-    assert seen >= 0.7 * SIMS and blocks >= 0.5 * SIMS, (seen, blocks)
+    assert seen >= 0.45 * SIMS and blocks >= 0.4 * SIMS, (seen, blocks)
 
 
 def test_two_of_three_members_slower_never_flag_the_unchanged_one(tmp_path):
@@ -178,3 +180,101 @@ def test_a_slower_reference_alone_is_the_machine_not_the_code(tmp_path):
         moved.append(rows.loc["light" + gate.BLOCK, "reference_change"])
     assert flagged <= 0.05 * SIMS, flagged
     assert 0.12 < np.median(moved) < 0.28, np.median(moved)  # the reference's own move, said on the row
+
+
+# Many members in one block, as a default run has (about 80 rows in all): each member's level relative to its block
+# also moves a little from one run to the next, which the run's processes cannot see (measured on six pairs of
+# same-commit default runs: an SD of 1.7-1.9% a run in the light and mlp blocks, about 0 in the others;
+# docs/statistics.md). Judged at 5% row by row, some row of the thirty is flagged in about a fifth of same-code
+# pairs; the comparison's false discovery control (weighted Benjamini-Hochberg over every row it judges) holds it.
+MEMBERS, MEMBER_RUN = 30, 0.018
+
+
+def _wide_run(dst, rng, slower=None, member_run=None):
+    """The fixture's light block widened to MEMBERS members (light/m0 ...), the reference in its rounds; each member's
+    level moves from run to run by MEMBER_RUN, or by `member_run` {variant: SD, "": SD of the others}."""
+    shutil.copytree(FIXTURES / "run-smoke", dst, ignore=shutil.ignore_patterns("traces"))
+    data = json.loads((dst / "benchmarks.json").read_text())
+    data["tfperf"].update(run_id=dst.name, null_pairs=[], profiles=[])
+    template = next(b for b in data["benchmarks"] if b["extra_info"]["scenario"] == "light")
+    data["benchmarks"] = []
+    drift = float(np.exp(rng.normal(0, RUN)))
+    shared = np.exp(rng.normal(0, SHARED_PROCESS, 2))
+    level = shared * np.exp(rng.normal(0, REF_RESIDUAL, 2) + rng.normal(0, REF_RUN)) * drift
+    data["tfperf"]["references"] = {"light": {
+        "times": [float(40e-3 * level[p] * np.exp(rng.normal(0, ROUND))) for p in range(2) for _ in range(5)],
+        "process": [p for p in range(2) for _ in range(5)], "examples": 2048}}
+    for m in range(MEMBERS):
+        b = json.loads(json.dumps(template))
+        variant = f"m{m}"
+        b["extra_info"].update(variant=variant, group="light")
+        b["extra_info"].pop("profile", None)
+        b["name"] = b["fullname"] = f"light/{variant}"
+        moves = (member_run or {}).get(variant, (member_run or {}).get("", MEMBER_RUN))
+        base = float(np.median(template["stats"]["data"])) * drift * (slower or {}).get(variant, 1.0) * float(
+            np.exp(rng.normal(0, moves)))
+        times = [float(base * shared[p] * np.exp(rng.normal(0, PROCESS) + rng.normal(0, ROUND)))
+                 for p in range(2) for _ in range(5)]
+        b["stats"]["data"] = times
+        b["stats"]["median"] = float(np.median(times))
+        b["extra_info"]["round_process"] = [p for p in range(2) for _ in range(5)]
+        data["benchmarks"].append(b)
+    (dst / "benchmarks.json").write_text(json.dumps(data))
+    return load_run(dst)
+
+
+def _wide_pairs(tmp_path, slower, seed):
+    rng = np.random.default_rng(seed)
+    for i in range(SIMS):
+        yield gate.compare(_wide_run(tmp_path / f"b{i}", rng), _wide_run(tmp_path / f"n{i}", rng, slower)).rows \
+            .set_index("benchmark")
+
+
+def test_thirty_members_of_one_code_flag_nothing_once_every_row_is_counted(tmp_path):
+    """Same code, 31 rows judged a pair (30 members and the block). Row by row at 5% (the rows' own q-free flags,
+    reconstructed from p_beyond), some row is flagged in a fifth of the pairs; with the false discovery control, in
+    at most 5%. Every judged row carries its q, and the family is counted."""
+    flagged = per_row = 0
+    for rows in _wide_pairs(tmp_path, None, 21):
+        judged = rows["p_beyond"].notna()
+        assert judged.sum() == MEMBERS + 1 and rows.loc[judged, "q"].notna().all()
+        flagged += bool(rows["flag"].isin(gate.FLAGS).any())
+        per_row += bool((rows["p_beyond"] < 0.05).any())
+    assert flagged <= 0.05 * SIMS, flagged
+    assert per_row >= 0.1 * SIMS, per_row  # the control is doing something: without it these pairs would flag
+
+
+def test_one_slower_member_of_thirty_is_still_flagged_alone(tmp_path):
+    """One member 20% slower, 29 unchanged: an unchanged member flagged in at most 5% of pairs, the slower one in
+    30 of these 60. Where its own two processes a side spread wider than its block's, a row keeps its own variance
+    with its own 2 degrees of freedom (a variance is never paired with another's df): on 2 df its p cannot pass the
+    control over 31 rows. Pooling its variance with its block's by df instead (limma's moderated variance) found
+    the 10% slower map of real runs in 8 of 16 pairs instead of 7, but let same-code pairs flag in 5 of 19 instead
+    of 3 (docs/statistics.md), so the rule stays."""
+    found = others = 0
+    for rows in _wide_pairs(tmp_path, {"m7": 1.2}, 22):
+        found += rows.loc["light/m7", "flag"] == "regression"
+        others += bool(rows.drop(index="light/m7")["flag"].isin(gate.FLAGS).any())
+    assert found >= 0.4 * SIMS and others <= 0.05 * SIMS, (found, others)
+
+
+def test_three_base_runs_learn_which_member_jumps_from_run_to_run(tmp_path):
+    """One member whose level jumps from run to run (an SD of 8% a run, as light/vectorized's +11% to +16% between
+    real runs of one code), the others steady (0.5%). With one run a side nothing can tell its jump from a change:
+    even under the false discovery control it is flagged in some same-code pairs (10 of these 60). With three base
+    runs (a CI's last runs of its main branch) against one new run, the base side's spread between runs is that
+    member's own: same code flags nothing in at least 95% of comparisons, and a steady member 20% slower is still
+    flagged in at least 80% (measured on real runs: docs/statistics.md)."""
+    jumpy = {"m3": 0.08, "": 0.005}
+    rng = np.random.default_rng(23)
+    one = many = found = 0
+    for i in range(SIMS):
+        runs = [_wide_run(tmp_path / f"r{i}-{k}", rng, member_run=jumpy) for k in range(4)]
+        slowed = _wide_run(tmp_path / f"s{i}", rng, {"m7": 1.2}, member_run=jumpy)
+        one += gate.compare(runs[0], runs[1]).rows.set_index("benchmark").loc["light/m3", "flag"] in gate.FLAGS
+        rows = gate.compare(runs[:3], [runs[3]]).rows
+        many += bool(rows["flag"].isin(gate.FLAGS).any())
+        rows = gate.compare(runs[:3], [slowed]).rows.set_index("benchmark")
+        found += rows.loc["light/m7", "flag"] == "regression"
+    assert one >= 0.1 * SIMS and many <= 0.05 * SIMS, (one, many)
+    assert found >= 0.8 * SIMS, found

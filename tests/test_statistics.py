@@ -3,7 +3,11 @@ on this machine (tfperf/analysis/simulate.py): coverage of the nominal 95%, powe
 run's ~80 comparisons. Seeded: each check is one fixed sample, large enough that the method before this one
 (a hierarchical bootstrap of medians: 75% at smoke) fails it."""
 
+import math
+
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from tfperf.analysis import simulate, stats
 
@@ -33,3 +37,41 @@ def test_discoveries_keep_the_strong_and_drop_the_borderline():
     p = {"strong": 1e-6, **{f"null{i}": 0.5 for i in range(78)}, "borderline": 0.03}
     assert stats.discoveries(p) == {"strong"}
     assert stats.discoveries({}) == set()
+
+
+def test_beyond_p_agrees_with_the_interval_lying_beyond_the_limit():
+    """p_beyond < 0.05 exactly when the 95% t interval lies wholly beyond +/-limit on the change's side."""
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        d, se, df, limit = rng.normal(0, 0.15), rng.uniform(0.005, 0.1), int(rng.integers(2, 40)), 0.05
+        change = math.expm1(d)
+        if abs(change) <= limit:
+            continue
+        q = sps.t.ppf(0.975, df)
+        lo, hi = math.expm1(d - q * se), math.expm1(d + q * se)
+        assert (stats.beyond_p(change, se, df, limit) < 0.05) == (lo > limit or hi < -limit), (d, se, df)
+
+
+def test_weighted_false_discovery_control_holds_its_rate_and_honours_weights():
+    """Under the complete null (85 uniform p-values, 6 of them weighted as whole blocks share half the weight), a
+    comparison states any discovery in at most the rate; with some true effects, the share of false discoveries
+    among those stated stays at most the rate; and a block's weight lets a p a member could not pass."""
+    rng = np.random.default_rng(6)
+    keys = [f"r{i}" for i in range(85)]
+    weights = {k: (0.5 / 6 if i < 6 else 0.5 / 79) for i, k in enumerate(keys)}
+    any_null = false = stated = 0
+    for _ in range(2000):
+        q = stats.weighted_discoveries(dict(zip(keys, rng.uniform(size=85), strict=True)), weights)
+        any_null += any(v <= 0.05 for v in q.values())
+        p = rng.uniform(size=85)
+        true = set(rng.choice(85, 10, replace=False))
+        p[list(true)] = 2 * sps.norm.sf(rng.normal(3.5, 1, 10))
+        q = stats.weighted_discoveries(dict(zip(keys, p, strict=True)), weights)
+        found = {i for i, k in enumerate(keys) if q[k] <= 0.05}
+        false += len(found - true) / max(len(found), 1)
+        stated += 1
+    assert any_null / 2000 <= 0.06, any_null
+    assert false / stated <= 0.05, false / stated
+    base = dict.fromkeys(keys, 0.5)
+    assert stats.weighted_discoveries({**base, "r0": 0.004}, weights)["r0"] <= 0.05  # a whole block
+    assert stats.weighted_discoveries({**base, "r50": 0.004}, weights)["r50"] > 0.05  # a member

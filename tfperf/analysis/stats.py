@@ -148,6 +148,28 @@ def discoveries(pvalues: dict[str, float], rate: float = FDR) -> set[str]:
     return {k for k, q in zip(keys, adjusted, strict=True) if q <= rate}
 
 
+def beyond_p(change: float, se: float, df: float, limit: float) -> float:
+    """Two-sided p of the test that a change lies beyond +/-`limit` on its side (log scale, Student's t with `df`):
+    below alpha exactly when the change's (1 - alpha) interval lies wholly beyond the limit. The p a gate's
+    multiplicity control ranks, since a flag asks "beyond the threshold", not "not zero"."""
+    d = math.log1p(change)
+    edge = math.log1p(limit) if d > 0 else math.log1p(-limit)
+    distance = d - edge if d > 0 else edge - d
+    return float(min(1.0, 2 * sps.t.sf(distance / se, df)))
+
+
+def weighted_discoveries(pvalues: dict[str, float], weights: dict[str, float], rate: float = FDR) -> dict[str, float]:
+    """Benjamini-Hochberg over p / weight (scipy), the weights rescaled to average 1 (Genovese, Roeder and Wasserman
+    2006: the false discovery rate stays at `rate` over all of them, and a comparison with more weight needs less
+    evidence). Returns each comparison's adjusted value (a q): a discovery where it is at most `rate`."""
+    keys = [k for k, p in pvalues.items() if p is not None and not math.isnan(p)]
+    if not keys:
+        return {}
+    total = sum(weights[k] for k in keys)
+    scaled = [min(1.0, pvalues[k] * total / (len(keys) * weights[k])) for k in keys]
+    return dict(zip(keys, (float(q) for q in sps.false_discovery_control(scaled, method="bh")), strict=True))
+
+
 def physics_check(more_work: bool, vs_baseline: tuple[float, float, float] | None,
                   vs_bound: tuple[float, float, float] | None) -> list[str]:
     """Reasons a row contradicts the work it does (empty: none). A variant doing strictly more work than its
@@ -216,7 +238,7 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
         q = float(sps.t.ppf(0.975, df))
         p = float(2 * sps.t.sf(abs(diff) / se, df))
         change, lo, hi = math.expm1(diff), math.expm1(diff - q * se), math.expm1(diff + q * se)
-        return {"change": change, "lo": lo, "hi": hi, "p": p, "limit": math.expm1(q * se),
+        return {"change": change, "lo": lo, "hi": hi, "p": p, "limit": math.expm1(q * se), "se": se, "df": df,
                 "test": f"t over {len(new_units)}+{len(base_units)} processes ({df} df)"
                         + (f", plus a run-level SD of {100 * run_sd:.1f}%" if run_sd else ""), "test_can_reach": True}
     ratio, lo, hi = ratio_interval(new_rounds, base_rounds)
@@ -225,8 +247,16 @@ def judge(base_units: list[float], base_rounds: list[float], new_units: list[flo
     limit = (hi - lo) / 2 if not (math.isnan(lo) or math.isnan(hi)) else float("nan")
     test = "rank test over rounds" if reach else f"interval only (the rank test cannot reach p < {alpha:g} " \
         f"with {len(new_rounds)}+{len(base_rounds)} rounds)"
+    # Welch's t on the log rounds: the standard error and degrees of freedom a comparison's multiplicity control
+    # ranks this row by (the rounds of one process: like the interval, blind to the spread between processes)
+    welch_se, welch_df = float("nan"), float("nan")
+    if len(new_rounds) >= 2 and len(base_rounds) >= 2:
+        va, vb = (float(np.var(np.log(x), ddof=1)) / len(x) for x in (new_rounds, base_rounds))
+        if va + vb > 0:
+            welch_se = math.sqrt(va + vb)
+            welch_df = (va + vb) ** 2 / (va ** 2 / (len(new_rounds) - 1) + vb ** 2 / (len(base_rounds) - 1))
     return {"change": ratio - 1, "lo": lo - 1, "hi": hi - 1, "p": p, "limit": limit, "test": test,
-            "test_can_reach": reach}
+            "test_can_reach": reach, "se": welch_se, "df": welch_df}
 
 
 def instance_variance(runs: list[Run]) -> dict[str, tuple[float, int]]:
