@@ -29,32 +29,43 @@ class Layout:
 DEFAULT, SMOKE = Layout(2, 5), Layout(1, 3)
 
 
-def _noise(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
-    return rng.standard_t(5, size) * ROUND_SD / math.sqrt(5 / 3)
+ROUND_SD_PIPELINE = 0.028  # the median pipeline pair's (runs h1, h2, g1 in docs/runs/gate: 0.024-0.033)
 
 
-def block(rng: np.random.Generator, layout: Layout, truth: np.ndarray, process_sd: float) -> list[tuple]:
-    """One block's pairs: per pair, (ratios, process of each round), log ratios = truth + process level + round."""
+def _noise(rng: np.random.Generator, size: tuple[int, ...], round_sd: float = ROUND_SD) -> np.ndarray:
+    return rng.standard_t(5, size) * round_sd / math.sqrt(5 / 3)
+
+
+def block(rng: np.random.Generator, layout: Layout, truth: np.ndarray, process_sd: float,
+          run_sd: float = 0.0, round_sd: float = ROUND_SD) -> list[tuple]:
+    """One block's pairs: per pair, (ratios, process of each round), log ratios = truth + this run's level of the
+    pair (`run_sd`: how far the ratio moves from one run to the next) + process level + round."""
     out = []
     for mu in truth:
         level = rng.normal(0.0, process_sd, layout.processes) if process_sd else np.zeros(layout.processes)
-        logs = mu + np.repeat(level, layout.rounds) + _noise(rng, (layout.processes * layout.rounds,))
+        run = rng.normal(0.0, run_sd) if run_sd else 0.0
+        logs = mu + run + np.repeat(level, layout.rounds) + _noise(rng, (layout.processes * layout.rounds,), round_sd)
         out.append((np.exp(logs), np.repeat(np.arange(layout.processes), layout.rounds)))
     return out
 
 
-def intervals(pairs: list[tuple]) -> list[tuple[float, float, float, float]]:
-    """What the suite states for a block: the process component pooled over its pairs, then each pair's test."""
+def intervals(pairs: list[tuple], run_sd: float = 0.0) -> list[tuple[float, float, float, float]]:
+    """What the suite states for a block: the process component pooled over its pairs, then each pair's test, with
+    the run-to-run component `run_sd` it states (stats.RUN_SD)."""
     between = stats.pool_between([stats.between_component(r, g) for r, g in pairs])
-    return [stats.paired_test(r, g, between) for r, g in pairs]
+    return [stats.paired_test(r, g, between, run_sd=run_sd) for r, g in pairs]
 
 
-def coverage(layout: Layout, process_sd: float, blocks: int = 250, seed: int = 1) -> float:
-    """Share of nominal-95% intervals that hold the true ratio (every pair's truth: no difference)."""
+def coverage(layout: Layout, process_sd: float, blocks: int = 250, seed: int = 1, run_sd: float = 0.0,
+             stated_run_sd: float | None = None, round_sd: float = ROUND_SD) -> float:
+    """Share of nominal-95% intervals that hold the true ratio (every pair's truth: no difference; each pair's level
+    in the run moves by `run_sd`, and the intervals state `stated_run_sd`, by default the same)."""
     rng = np.random.default_rng(seed)
+    stated = run_sd if stated_run_sd is None else stated_run_sd
     hits = total = 0
     for _ in range(blocks):
-        for _, lo, hi, _ in intervals(block(rng, layout, np.zeros(layout.pairs), process_sd)):
+        for _, lo, hi, _ in intervals(block(rng, layout, np.zeros(layout.pairs), process_sd, run_sd, round_sd),
+                                      stated):
             total += 1
             hits += bool(lo <= 1.0 <= hi)
     return hits / total
@@ -87,6 +98,11 @@ if __name__ == "__main__":
         for sd in (0.0, PROCESS_SD_HARD):
             print(f"{name} {layout}: process SD {sd}: coverage {100 * coverage(layout, sd):.1f}%, power at 20% "
                   f"{100 * power(layout, 0.2, sd):.0f}%")
+        run, rs = stats.RUN_SD["pipeline"], ROUND_SD_PIPELINE
+        print(f"{name}: pipeline pairs (rounds {rs}) that move {100 * run:.1f}% a run: coverage "
+              f"{100 * coverage(layout, 0.0, run_sd=run, round_sd=rs):.1f}% stating it, "
+              f"{100 * coverage(layout, 0.0, run_sd=run, stated_run_sd=0.0, round_sd=rs):.1f}% without; "
+              f"no run move: {100 * coverage(layout, 0.0, round_sd=rs):.1f}%")
         raw, controlled = false_discovery_runs(layout)
         print(f"{name}: null runs of 80 comparisons with a raw exclusion of 1: {100 * raw:.0f}%, with a finding "
               f"after Benjamini-Hochberg at {100 * stats.FDR:.0f}%: {100 * controlled:.1f}%")
