@@ -24,12 +24,12 @@ def test_a_process_level_component_is_pooled_over_the_block_and_still_covered():
 
 @pytest.mark.parametrize("layout", [simulate.DEFAULT, simulate.SMOKE], ids=["default", "smoke"])
 def test_a_speedup_that_moves_from_run_to_run_is_covered_once_that_move_is_stated(layout):
-    """Pipeline pairs (their rounds' spread as measured) whose ratio moves 2.1% from one run to the next (measured on
-    15 pairs of same-code runs, stats.RUN_SD): the run's rounds cannot see it, and intervals without it cover far
-    below 95%; with it stated, 93-97%."""
+    """Pipeline pairs (their rounds' spread as measured) whose ratio moves 1.9% from one run to the next (measured on
+    36 pairs of same-code runs, stats.RUN_SD): the run's rounds cannot see it, and intervals without it cover below
+    93% (66% at default, 89% at smoke); with it stated, 93-97% (96.0%, 95.4%)."""
     run, rounds = stats.RUN_SD["pipeline"], simulate.ROUND_SD_PIPELINE
     assert 0.93 <= simulate.coverage(layout, 0.0, run_sd=run, round_sd=rounds) <= 0.97
-    assert simulate.coverage(layout, 0.0, run_sd=run, stated_run_sd=0.0, round_sd=rounds) < 0.9
+    assert simulate.coverage(layout, 0.0, run_sd=run, stated_run_sd=0.0, round_sd=rounds) < 0.92  # below 93%
 
 
 def test_a_real_20_percent_difference_is_found():

@@ -280,8 +280,8 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
 
 def _multiplicity(rows: list[dict[str, object]], alpha: float) -> tuple[int, int]:
     """Hold the comparison's flags to a false discovery rate of `alpha` over every row it judged, not `alpha` per
-    row: about 85 rows judged at 5% each flagged one or two rows of two runs of one code in 3 of 6 pairs (measured,
-    docs/statistics.md). Weighted Benjamini-Hochberg on each row's p of lying beyond its threshold: the whole-block
+    row: about 85 rows judged at 5% each flagged some row in 11 of 19 pairs of same-code default runs (measured,
+    scripts/gate_eval.py; with this control, 3 of 19). Weighted Benjamini-Hochberg on each row's p of lying beyond its threshold: the whole-block
     rows (what a uniform regression moves) share half the weight and the members the other half, so a handful of
     block rows is not drowned by eighty members. A row flagged on its own whose q exceeds `alpha` becomes noise.
     Returns (whole-block rows, member rows) judged."""
@@ -292,7 +292,7 @@ def _multiplicity(rows: list[dict[str, object]], alpha: float) -> tuple[int, int
     n_members = len(judged) - n_blocks
     weights = {i: (0.5 / n_blocks if is_block[i] else 0.5 / n_members) if n_blocks and n_members else 1.0
                for i in judged}
-    q = weighted_discoveries({str(i): p for i, p in judged.items()}, {str(i): w for i, w in weights.items()}, alpha)
+    q = weighted_discoveries({str(i): p for i, p in judged.items()}, {str(i): w for i, w in weights.items()})
     for i in judged:
         row = rows[i]
         row["q"] = q[str(i)]
