@@ -280,10 +280,10 @@ def compare(base: Run | list[Run], new: Run | list[Run], threshold: float = 0.05
 
 def _multiplicity(rows: list[dict[str, object]], alpha: float) -> tuple[int, int]:
     """Hold the comparison's flags to a false discovery rate of `alpha` over every row it judged, not `alpha` per
-    row: about 85 rows judged at 5% each flagged some row in 11 of 19 pairs of same-code default runs (measured,
-    scripts/gate_eval.py; with this control, 3 of 19). Weighted Benjamini-Hochberg on each row's p of lying beyond its threshold: the whole-block
-    rows (what a uniform regression moves) share half the weight and the members the other half, so a handful of
-    block rows is not drowned by eighty members. A row flagged on its own whose q exceeds `alpha` becomes noise.
+    row: about 85 rows judged at 5% each flagged some row in 25 of 40 pairs of same-code default runs (measured,
+    scripts/gate_eval.py; with this control, 6 of 40). Weighted Benjamini-Hochberg on each row's p of lying beyond
+    its threshold: the whole-block rows (what a uniform regression moves) share half the weight and the members the
+    other half, so a handful of block rows is not drowned by eighty members. A row flagged on its own whose q exceeds `alpha` becomes noise.
     Returns (whole-block rows, member rows) judged."""
     judged = {i: float(r["p_beyond"]) for i, r in enumerate(rows)  # type: ignore[arg-type]
               if r.get("flag") != "not comparable" and not np.isnan(float(r.get("p_beyond", float("nan"))))}  # type: ignore[arg-type]

@@ -190,6 +190,9 @@ class Harness:
                 replies[p] = self._heard(block_id, where, reply, started)
         except WorkerDied as exc:
             error = str(exc)
+            for w in self._workers:
+                if w.proc.poll() is not None:
+                    w.stop()  # already gone: its pipes closed and its temporary folder removed
             self._workers = [w if w.proc.poll() is None else Worker(w.index, s) for w in self._workers]
         except KeyboardInterrupt:
             self.interrupted = True

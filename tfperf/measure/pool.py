@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,11 +29,20 @@ class Worker:
         logs = settings.run_dir / "logs"
         logs.mkdir(exist_ok=True)
         self.log = logs / (f"worker-{side}-{index + 1}.log" if side else f"worker-{index + 1}.log")
+        # Its temporary files (autograph's generated sources, multiprocessing's forkserver socket folder) in a folder
+        # of its own, removed when it stops: a worker is stopped by a signal, so neither TensorFlow nor multiprocessing
+        # gets to clean up after it (measured: two or three pymp-* folders and hundreds of autograph files left in
+        # /tmp by every default run).
+        base = tempfile.gettempdir()
+        if len(base) > 60 and os.path.isdir("/tmp"):  # the forkserver's socket goes two folders below: AF_UNIX
+            base = "/tmp"  # paths end at 107 bytes ("OSError: AF_UNIX path too long", seen with pytest's tmp_path)
+        self.tmp = tempfile.mkdtemp(prefix=f"tfperf-w{index + 1}-", dir=base)
+        env = {**interpreters.env(settings.paths), "TMPDIR": self.tmp}
         with open(self.log, "a", encoding="utf-8") as log:
             self.proc = subprocess.Popen(
                 [python or sys.executable, "-m", "tfperf.measure.worker", "--serve", str(index),
                  *[f"--import={m}" for m in settings.plugins], *[f"--scenarios={s}" for s in settings.specs]],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=interpreters.env(settings.paths), text=True, cwd=os.getcwd(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True, cwd=os.getcwd(),
                 start_new_session=True)  # its own group: Ctrl-C reaches this process, which stops the worker
         # Its lines, read by a thread of their own, so that waiting for a block's result can wake up every few
         # seconds (a progress line) however long the worker stays silent.
@@ -95,6 +106,7 @@ class Worker:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)  # its group is gone too: nothing writes there any more
 
 
 # What faulthandler prints after the cause: the stacks and the list of extension modules (3,000 characters)
