@@ -2,8 +2,9 @@
 without its false discovery control. `python scripts/gate_eval.py [RUNS_DIR]` (default docs/runs).
 
 The runs (docs/runs/gate/*, docs/runs/b*; 2-vCPU VM, TF 2.21, quiet, one at a time):
-- same measuring code: r1 r2 (de61ebe), f1 f2 (2c464d7), g1 g2 (55b1ea8), h1 h2 (4359060), b540 b372 b3 (before
-  the reference workload);
+- same measuring code: r1 r2 (de61ebe), f1 f2 (2c464d7), g1 g2 (55b1ea8), h1 h2 (4359060), x1 x2 x3 (7a9a594:
+  their stored speedup intervals carry the run level, which the gate does not read), b540 b372 b3 (before the
+  reference workload);
 - every benchmark 20% slower: u20 (``TFPERF_SLOW='*:20'``, scripts/slowdown_plugin.py);
 - the light block 15% slower: s15 (whole run), l15a l15b (``-k light/``, ``TFPERF_SLOW='light/*:15'``);
 - one map 10% slower: c10a c10b (``-k cpu/``, ``TFPERF_SLOW='cpu/parallel_prefetch:10'``).
@@ -24,10 +25,11 @@ from tfperf.results.store import load_run
 
 
 def main(root: Path) -> None:
-    names = ["r1", "r2", "f1", "f2", "g1", "g2", "h1", "h2", "u20", "s15", "l15a", "l15b", "c10a", "c10b"]
+    names = ["r1", "r2", "f1", "f2", "g1", "g2", "h1", "h2", "x1", "x2", "x3", "u20", "s15", "l15a", "l15b", "c10a",
+             "c10b"]
     runs = {n: load_run(root / "gate" / n) for n in names}
     runs.update({n: load_run(root / n) for n in ("b540", "b372", "b3")})
-    bases = ["r1", "r2", "f1", "f2", "g1", "g2", "h1", "h2"]
+    bases = ["r1", "r2", "f1", "f2", "g1", "g2", "h1", "h2", "x1", "x2", "x3"]
 
     def section(title: str, pairs: list[tuple[str, str]], target: str | None = None) -> None:
         print(f"## {title}")
@@ -51,7 +53,7 @@ def main(root: Path) -> None:
                  f"{counts['alone'][1]}" if target else "") + "\n")
 
     section("same measuring code", [("r1", "r2"), ("b540", "b372"), ("b540", "b3"), ("b372", "b3")]
-            + list(itertools.combinations(["f1", "f2", "g1", "g2", "h1", "h2"], 2)))
+            + list(itertools.combinations(["f1", "f2", "g1", "g2", "h1", "h2", "x1", "x2", "x3"], 2)))
     section("every benchmark 20% slower", [(b, "u20") for b in bases])
     section("light block 15% slower", [(b, s) for s in ("s15", "l15a", "l15b") for b in bases], "light (whole block)")
     section("one map 10% slower", [(b, s) for s in ("c10a", "c10b") for b in bases], "cpu/parallel_prefetch")
