@@ -371,3 +371,21 @@ def test_the_budget_counts_only_the_blocks_still_to_measure(tmp_path):
     assert h._rounds_for(h._blocks[("second", "a")], 5) == 3
     assert said == ["tfperf: budget: second gets 3 rounds a process instead of 5 (the rest of the run would take "
                     "about 28 s at this pace; 20 s left of 100 s)"]
+
+
+def test_the_temporary_folders_of_a_killed_run_are_swept_by_the_next_worker(tmp_path):
+    """A SIGKILL of the run leaves its workers' temporary folders (nothing runs after it); the next worker started
+    on the machine removes every such folder whose process is gone, and nothing else."""
+    from tfperf.measure import pool
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"tfperf-w1-{gone.pid}-abc_123"
+    stale.mkdir()
+    (stale / "__autograph_generated_file1.py").write_text("")
+    live = tmp_path / f"tfperf-w2-{os.getpid()}-def456"
+    live.mkdir()
+    (tmp_path / "tfperf-cache").mkdir()
+    (tmp_path / f"tfperf-w1-{gone.pid}-file").write_text("")  # not a folder: not ours to remove
+    pool.sweep(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "tfperf-cache", f"tfperf-w1-{gone.pid}-file"])

@@ -524,3 +524,14 @@ def test_a_killed_run_is_shown_incomplete_by_table_page_and_compare(fixture_run,
     c = compare.compare([load_run(fixture_run)], [run])
     assert any(f.startswith("INCOMPLETE: run ") for f in compare.findings(c))
     assert tables.incomplete(load_run(fixture_run)) == ""
+
+
+def test_a_flag_with_no_p_to_count_it_by_does_not_escape_the_false_discovery_control():
+    """A row flagged on its own interval but with no p of lying beyond its threshold (too few rounds for any test)
+    cannot be counted among the comparison's rows, so it is not flagged; a row far beyond its threshold is."""
+    rows = [{"benchmark": "light/a", "flag": "regression", "p_beyond": float("nan")},
+            {"benchmark": "light/b", "flag": "regression", "p_beyond": 1e-9},
+            {"benchmark": "light/c", "flag": "", "p_beyond": 0.8}]
+    assert compare._multiplicity(rows, 0.05) == (0, 2)
+    assert [r["flag"] for r in rows] == ["noise", "regression", ""]
+    assert "q" not in rows[0] and rows[1]["q"] < 0.05

@@ -293,11 +293,11 @@ def _multiplicity(rows: list[dict[str, object]], alpha: float) -> tuple[int, int
     weights = {i: (0.5 / n_blocks if is_block[i] else 0.5 / n_members) if n_blocks and n_members else 1.0
                for i in judged}
     q = weighted_discoveries({str(i): p for i, p in judged.items()}, {str(i): w for i, w in weights.items()})
-    for i in judged:
-        row = rows[i]
-        row["q"] = q[str(i)]
-        if row["flag"] in FLAGS and q[str(i)] > alpha:
-            row["flag"] = "noise"
+    for i, row in enumerate(rows):
+        if i in judged:
+            row["q"] = q[str(i)]
+        if row.get("flag") in FLAGS and (i not in judged or q[str(i)] > alpha):
+            row["flag"] = "noise"  # not beyond its threshold once every row is counted, or no p to count it by
     return n_blocks, n_members
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -13,11 +14,24 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import psutil
 
 from tfperf.procs import interpreters
 
 from .settings import Settings
+
+
+def sweep(base: str) -> None:
+    """Remove the temporary folders of workers whose run ended without stopping them: a SIGKILL of the run lets
+    nothing run after it, and its workers die with it. A folder names the process that made it; one whose process
+    is gone is removed (a live one, or a reused pid's, is kept)."""
+    for entry in Path(base).glob("tfperf-w*-*-*"):
+        found = re.fullmatch(r"tfperf-w\d+-(\d+)-\w+", entry.name)
+        if found and entry.is_dir() and not psutil.pid_exists(int(found.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 class Worker:
@@ -36,7 +50,8 @@ class Worker:
         base = tempfile.gettempdir()
         if len(base) > 60 and os.path.isdir("/tmp"):  # the forkserver's socket goes two folders below: AF_UNIX
             base = "/tmp"  # paths end at 107 bytes ("OSError: AF_UNIX path too long", seen with pytest's tmp_path)
-        self.tmp = tempfile.mkdtemp(prefix=f"tfperf-w{index + 1}-", dir=base)
+        sweep(base)
+        self.tmp = tempfile.mkdtemp(prefix=f"tfperf-w{index + 1}-{os.getpid()}-", dir=base)
         env = {**interpreters.env(settings.paths), "TMPDIR": self.tmp}
         with open(self.log, "a", encoding="utf-8") as log:
             self.proc = subprocess.Popen(
