@@ -404,7 +404,7 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
         for n, entry in got.items():
             entry["confirmation"] = i
             confirmed.setdefault(n, {})[f"confirm-{i}"] = entry
-        best = _best(got, chosen)
+        best = _fastest(got, chosen)
         answer["confirm"] = confirmed
         if best and _within_bound(got[best]):
             answer["stopped"] = f"{best} is within the resolution of the compute-only bound"
@@ -418,7 +418,7 @@ def _tune(args: argparse.Namespace, spec: str, sc: Any, size: Any, folder: Path,
     # the answer: the fastest candidate of the last confirmation that held one, against that run's partners
     last = max((int(k.split("-")[1]) for e in confirmed.values() for k in e), default=0)
     final = {n: e[f"confirm-{last}"] for n, e in confirmed.items() if f"confirm-{last}" in e}
-    best = _best(final, chosen)
+    best = _fastest(final, chosen)
     if best is None:
         answer["recommended"] = None
         answer["verdict"] = "no candidate measured faster than the pipeline as written"
@@ -560,11 +560,6 @@ def _train(spec: str, model: Any, best: str, knobs: tuning.Knobs, size: Any, fol
                           "overhead_as_written": got.get(tune_api.WRITTEN_FIT, {}).get("vs_bound"),
                           "overhead_tuned": got.get("fit-tuned", {}).get("vs_bound")}
     return 0
-
-
-def _best(got: dict[str, dict[str, Any]], chosen: dict[str, tuning.Knobs]) -> str | None:
-    """The candidate with the largest measured speedup over the pipeline as written (stable rows only)."""
-    return _fastest(got, chosen)
 
 
 def _fastest(got: dict[str, dict[str, Any]], among: Any, resolved: bool = False) -> str | None:

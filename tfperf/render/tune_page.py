@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tfperf.analysis import tuning
+from tfperf.api import tune as tune_api
+
 from .templates import render
 
 
@@ -59,7 +62,7 @@ def format_html(answer: dict[str, Any]) -> str:
                 d = e.get(key)
                 return f"{_x(d['speedup'])} [{_x(d.get('lo'))}, {_x(d.get('hi'))}]" if d else "-"
             o = _overhead(e)
-            alias = {"as_written": "map_seq-pre_none", "guide": "map_auto-pre_auto"}.get(name, name)
+            alias = {tune_api.AS_WRITTEN: tuning.AS_WRITTEN.name(), tune_api.GUIDE: tuning.GUIDE.name()}.get(name, name)
             p = predicted.get(alias, {}).get("seconds_per_batch")
             c = check.get(name) if rec and run == f"confirm-{rec.get('confirmation')}" else None
             rows.append({"css": "best" if rec and name == rec["name"] else "",
